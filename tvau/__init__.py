@@ -1,0 +1,2 @@
+"""T-VAU: text-guided fine-grained video anomaly understanding."""
+__version__ = "0.1.0"

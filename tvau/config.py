@@ -1,0 +1,73 @@
+"""params.yaml -> typed, validated parameters. The single loader; DVC stages read the same file.
+
+Each section's model lives beside the code it configures (tvau/model/config.py, ...); this module
+only composes them and turns pydantic's errors into messages that name the file and the key.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+from pydantic import Field, ValidationError
+
+from tvau.configbase import Section
+from tvau.construct.config import ConstructConfig
+from tvau.data.config import ClipConfig
+from tvau.metrics.config import MetricsConfig
+from tvau.model.config import ModelConfig
+from tvau.quality.config import QualityConfig
+from tvau.synth.config import SynthConfig
+
+DEFAULT_PARAMS = Path("params.yaml")
+
+
+class StorageConfig(Section):
+    dvc_remote: str = "local"  # name of the DVC remote used by `dvc push` (see .dvc/config)
+    s3_bucket: str = "tvau"  # bucket for footage and artifacts when S3 is configured
+
+
+class Params(Section):
+    seed: int = 0  # global seed: generator, model initialisation, sampling
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    clip: ClipConfig = Field(default_factory=ClipConfig)
+    synth: SynthConfig = Field(default_factory=SynthConfig)
+    construct: ConstructConfig = Field(default_factory=ConstructConfig)
+    quality: QualityConfig = Field(default_factory=QualityConfig)
+    metrics: MetricsConfig = Field(default_factory=MetricsConfig)
+    storage: StorageConfig = Field(default_factory=StorageConfig)
+
+
+class ParamsError(ValueError):
+    """A params file that cannot be used; the message names the file and every bad key."""
+
+
+def _describe(err: ValidationError, path: Path) -> str:
+    lines = [f"{path}: invalid parameters"]
+    for e in err.errors():
+        key = ".".join(str(p) for p in e["loc"]) or "<root>"
+        if e["type"] == "extra_forbidden":
+            lines.append(f"  unknown key '{key}' (not a parameter of this section; check spelling)")
+        else:
+            lines.append(f"  '{key}': {e['msg']} (got {e.get('input')!r})")
+    return "\n".join(lines)
+
+
+def load_params(path: str | Path = DEFAULT_PARAMS) -> Params:
+    """Read and validate a params file. A missing file gives the defaults only if it is the
+    default path; an explicitly named missing file is an error."""
+    path = Path(path)
+    if not path.exists():
+        if path == DEFAULT_PARAMS:
+            return Params()
+        raise ParamsError(f"{path}: no such parameters file")
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ParamsError(f"{path}: not valid YAML: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise ParamsError(f"{path}: expected a mapping at the top level, got {type(raw).__name__}")
+    try:
+        return Params.model_validate(raw)
+    except ValidationError as exc:
+        raise ParamsError(_describe(exc, path)) from None
