@@ -6,6 +6,7 @@ only composes them and turns pydantic's errors into messages that name the file 
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import yaml
@@ -25,6 +26,11 @@ DEFAULT_PARAMS = Path("params.yaml")
 class StorageConfig(Section):
     dvc_remote: str = "local"  # name of the DVC remote used by `dvc push` (see .dvc/config)
     s3_bucket: str = "tvau"  # bucket for footage and artifacts when S3 is configured
+
+
+# The section is named "construct" in params.yaml and the DVC stages; pydantic warns that this
+# shadows the deprecated BaseModel.construct classmethod, which nothing here uses.
+warnings.filterwarnings("ignore", message='Field name "construct"', category=UserWarning)
 
 
 class Params(Section):

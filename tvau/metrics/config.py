@@ -16,11 +16,15 @@ from tvau.configbase import Section
 class BaselineConfig(Section):
     """The non-learned reference scorer (tvau/baseline.py). All defaults are ours."""
 
-    work_size: int = 128  # longer side (pixels) of the grey frame the baseline works on; output is resized back
+    work_size: int = (
+        128  # longer side (pixels) of the grey frame the baseline works on; output is resized back
+    )
     background_window: int = 25  # frames in the running-median background (odd keeps the median a real pixel)
     background_every: int = 2  # push every k-th frame into the median window (cheaper, longer memory)
     motion_weight: float = 1.0  # weight of |frame - previous frame| against |frame - background|
-    blur_sigma: float = 2.0  # Gaussian smoothing of the difference map, in work-size pixels
+    blur_sigma: float = (
+        1.5  # Gaussian pre-smoothing of each grey frame against sensor noise (work-size pixels)
+    )
     scale: float = 20.0  # grey-level difference mapped to 0.5: heat = d / (d + scale)
 
 
