@@ -49,7 +49,7 @@ class SynthConfig(Section):
         return v
 
     @model_validator(mode="after")
-    def _ranges(self) -> "SynthConfig":
+    def _ranges(self) -> SynthConfig:
         if self.min_pedestrians > self.max_pedestrians:
             raise ValueError("min_pedestrians must be <= max_pedestrians")
         if self.train_fraction + self.validation_fraction > 1:

@@ -1,0 +1,161 @@
+"""Streaming video decode and encode with PyAV (no system ffmpeg needed; STACK.md "Video").
+
+Frames are RGB uint8 arrays of shape (H, W, 3). Decoding is lazy: a caller that wants frames
+100..123 of a long video never holds more than one decoded frame at a time, and a start beyond the
+first frames seeks to the nearest keyframe instead of decoding from the beginning.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+
+
+class VideoError(ValueError):
+    """A video file that cannot be opened or decoded; the message names the file."""
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    num_frames: int
+    height: int
+    width: int
+    fps: float
+
+
+def _open(path: Path):
+    try:
+        return av.open(str(path))
+    except (av.FFmpegError, OSError) as exc:
+        raise VideoError(f"{path}: cannot open video: {exc}") from None
+
+
+def probe(path: str | Path) -> VideoInfo:
+    """Frame count, size and frame rate. Uses the container's frame count when it has one and
+    otherwise counts packets (demuxing only, no decoding)."""
+    path = Path(path)
+    with _open(path) as container:
+        if not container.streams.video:
+            raise VideoError(f"{path}: no video stream")
+        stream = container.streams.video[0]
+        rate = stream.average_rate or stream.base_rate or 25
+        n = int(stream.frames or 0)
+        if n <= 0:
+            n = sum(1 for p in container.demux(stream) if p.size)
+        return VideoInfo(num_frames=n, height=stream.height, width=stream.width, fps=float(rate))
+
+
+def _frame_index(frame: av.VideoFrame, stream, fps: float) -> int | None:
+    if frame.pts is None or stream.time_base is None:
+        return None
+    t0 = stream.start_time or 0
+    return int(round(float((frame.pts - t0) * stream.time_base) * fps))
+
+
+def iter_frames(path: str | Path, start: int = 0, stop: int | None = None) -> Iterator[np.ndarray]:
+    """Frames start..stop-1 (0-based, stop exclusive) as (H, W, 3) uint8 RGB arrays."""
+    path = Path(path)
+    if stop is not None and stop <= start:
+        return
+    with _open(path) as container:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        fps = float(stream.average_rate or stream.base_rate or 25)
+        seeked = False
+        if start > 0 and stream.time_base is not None:
+            # Seek to the keyframe at or before `start`; frame indices then come from pts.
+            target = int((stream.start_time or 0) + start / fps / stream.time_base)
+            try:
+                container.seek(target, stream=stream, backward=True, any_frame=False)
+                seeked = True
+            except av.FFmpegError:
+                seeked = False
+        yield from _decode(container, stream, fps, start, stop, seeked, path)
+
+
+def _decode(container, stream, fps, start, stop, seeked, path) -> Iterator[np.ndarray]:
+    count = 0
+    try:
+        for frame in container.decode(stream):
+            idx = _frame_index(frame, stream, fps) if seeked else count
+            if idx is None:  # no timestamps after a seek: start again without seeking
+                container.seek(0, stream=stream)
+                yield from _decode(container, stream, fps, start, stop, False, path)
+                return
+            if seeked and count == 0 and idx > start:  # the seek overshot: decode from the start
+                container.seek(0, stream=stream, backward=True)
+                yield from _decode(container, stream, fps, start, stop, False, path)
+                return
+            count += 1
+            if idx < start:
+                continue
+            if stop is not None and idx >= stop:
+                return
+            yield frame.to_ndarray(format="rgb24")
+    except av.FFmpegError as exc:
+        raise VideoError(f"{path}: decoding failed: {exc}") from None
+
+
+class VideoWriter:
+    """Encode RGB frames to a video file (H.264 in mp4 by default; yuv420p, constant frame rate).
+
+    Usage: `with VideoWriter(path, fps, width, height) as w: w.write(frame)`. `threads=1` keeps
+    the encoder bit-exact between runs (x264 with several threads is not guaranteed to be)."""
+
+    def __init__(self, path: str | Path, fps: float, width: int, height: int,
+                 codec: str = "libx264", crf: int = 20, threads: int = 1) -> None:
+        self.path = Path(path)
+        self.width, self.height = width, height
+        self._container = av.open(str(self.path), mode="w")
+        rate = Fraction(fps).limit_denominator(1001)
+        try:
+            self._stream = self._container.add_stream(codec, rate=rate)
+        except (av.FFmpegError, ValueError):
+            if codec == "mpeg4":
+                raise
+            self._stream = self._container.add_stream("mpeg4", rate=rate)  # fallback: no libx264
+        s = self._stream
+        s.width, s.height, s.pix_fmt = width, height, "yuv420p"
+        if s.codec_context.name == "libx264":
+            # Bit-exact between runs only with one thread and without macroblock-tree rate control
+            # (mbtree made some 64x64 videos differ between identical runs in our tests).
+            s.options = {"crf": str(crf), "preset": "veryfast", "threads": str(threads),
+                         "x264-params": f"threads={threads}:lookahead-threads=1:mbtree=0"}
+        else:
+            s.codec_context.bit_rate = max(200_000, width * height * 24 // 2)  # ~0.5 bit/pixel
+        s.codec_context.thread_count = threads
+        self._tb, self._n = Fraction(1, 1) / rate, 0
+
+    def write(self, frame: np.ndarray) -> None:
+        if frame.shape != (self.height, self.width, 3) or frame.dtype != np.uint8:
+            raise ValueError(f"expected ({self.height}, {self.width}, 3) uint8, got {frame.shape} {frame.dtype}")
+        # Convert to yuv420p ourselves and re-wrap the planes in a fresh frame: a frame that the
+        # encoder converts internally can carry uninitialised padding, which made x264's output
+        # differ between identical runs (seen with 64x64 frames).
+        yuv = av.VideoFrame.from_ndarray(frame, format="rgb24").reformat(format="yuv420p").to_ndarray()
+        vf = av.VideoFrame.from_ndarray(yuv, format="yuv420p")
+        # Explicit timestamps: left unset, the encoder sees none and its rate control is not
+        # reproducible between runs.
+        vf.pts, vf.time_base = self._n, self._tb
+        self._n += 1
+        for packet in self._stream.encode(vf):
+            self._container.mux(packet)
+
+    def close(self) -> None:
+        if self._container is None:
+            return
+        for packet in self._stream.encode():
+            self._container.mux(packet)
+        self._container.close()
+        self._container = None
+
+    def __enter__(self) -> VideoWriter:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
