@@ -1,0 +1,40 @@
+"""Overlays, contact sheets and the HTML report."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tvau.report import Section, contact_sheet, overlay, save_png, write_html_report
+
+
+def test_overlay_colours_only_where_heat_is():
+    frame = np.full((56, 56, 3), 100, np.uint8)
+    heat = np.zeros((4, 4), np.float32)  # patch-grid sized: must be upsampled to the frame
+    heat[0, 0] = 1.0
+    out = overlay(frame, heat)
+    assert out.shape == frame.shape and out.dtype == np.uint8
+    assert np.array_equal(out[40:, 40:], frame[40:, 40:])  # cold: untouched
+    assert np.abs(out[:8, :8].astype(int) - 100).max() > 30  # hot: tinted
+
+
+def test_contact_sheet_and_png_round_trip(tmp_path):
+    imgs = [np.full((20, 30, 3), v, np.uint8) for v in (0, 80, 160, 240)]
+    sheet = contact_sheet(imgs, ["a", "b", "c", "d"], cols=3)
+    assert sheet.shape == (2 * (20 + 14), 3 * 30, 3)
+    path = save_png(tmp_path / "s.png", sheet)
+    assert np.array_equal(np.asarray(Image.open(path).convert("RGB")), sheet)
+    assert not list(tmp_path.glob(".*.tmp"))  # atomic write left no temp file
+    with pytest.raises(ValueError):
+        contact_sheet([])
+
+
+def test_html_report_escapes_and_links(tmp_path):
+    page = write_html_report(
+        tmp_path / "r.html",
+        "Run <1>",
+        [Section("Metrics", {"micro_auc": 0.91234, "notes": ["x"]}, [("img/a.png", "heat & mask")])],
+    )
+    text = page.read_text()
+    assert "Run &lt;1&gt;" in text and "0.9123" in text and "img/a.png" in text and "heat &amp; mask" in text
