@@ -1,6 +1,12 @@
-"""Parameters of the backbone and the two trained modules (params.yaml: model)."""
+"""Parameters of the backbone and the two trained modules (params.yaml: model).
+
+Every default is either the paper's setting (METHOD.md) or, where the paper is silent, our documented
+choice; the comment on each field says which.
+"""
 
 from __future__ import annotations
+
+from typing import Literal
 
 from tvau.configbase import Section
 
@@ -9,5 +15,43 @@ class ModelConfig(Section):
     # "embedded:tiny" builds (once, offline) a tiny Qwen2.5-VL of the real architecture; otherwise a
     # local model directory or a hub id such as "Qwen/Qwen2.5-VL-7B-Instruct".
     backbone: str = "embedded:tiny"
-    dtype: str = "float32"  # float32 | bfloat16 | float16
+    dtype: str = "float32"  # float32 | bfloat16 | float16 (backbone only; AHD/RAE always run in fp32)
     device: str = "cpu"
+    # Where "embedded:tiny" is written (gitignored). Relative paths are relative to the working dir.
+    cache_dir: str = ".cache/tvau/models"
+    # Seed of the embedded tiny backbone's random weights. Separate from the global `seed` (which
+    # initialises AHD/RAE/LoRA) because the backbone is a fixed reference, like a hub checkpoint.
+    tiny_seed: int = 0
+
+    # --- AHD (METHOD.md section 4) ---
+    # Tapped vision blocks, 0-based, as indexes of a `tap_reference_depth`-block tower. The paper's text
+    # names 0, 7, 15, 31; the author's code also tapped 23, and only the five taps reproduce the
+    # paper's ~25 M AHD parameters (four give 19.9 M), so the five are the default.
+    taps: tuple[int, ...] = (0, 7, 15, 23, 31)
+    # Depth the tap indexes refer to (Qwen2.5-VL-7B: 32). A shallower tower maps them proportionally.
+    tap_reference_depth: int = 32
+    ahd_hidden: int = 1024  # hidden width of each per-layer MLP C -> 1024 -> D (paper)
+    logit_scale: float = 100.0  # multiplies the cosine similarity (paper)
+
+    # --- RAE (METHOD.md section 5) ---
+    rae_channels: tuple[int, int, int] = (32, 48, 96)  # the three Conv2d widths (not published; default)
+    rae_hidden: int = 1024  # hidden width of the region and global MLPs 96 -> 1024 -> D (our choice)
+    rae_base_tokens: int = 10  # learnable base tokens per step (paper)
+    # Motion cue X[t] = H_c[t+1] - H_c[t] on class probabilities or on logits / logit_scale (not
+    # published; probabilities keep the input bounded in [-1, 1]). Both class channels are kept.
+    rae_input: Literal["probs", "logits"] = "probs"
+
+    # --- LoRA on the language model (METHOD.md section 6) ---
+    lora_r: int = 16
+    lora_alpha: int = 32
+    lora_dropout: float = 0.05
+    lora_targets: tuple[str, ...] = ("q_proj", "v_proj")
+
+    # --- Inputs and dialogue ---
+    video_fps: float = 24.0  # frame rate the clip is fed at; sets M-RoPE temporal spacing (paper: 24)
+    system_prompt: str = "You are a helpful assistant."  # Qwen2.5-VL's default system turn
+    max_new_tokens: int = 64  # default answer length for chat()/generate()
+
+    # --- Ablations (paper table: without AHD / without RAE) ---
+    use_ahd: bool = True  # False: no heatmap; RAE (if on) sees an uninformative constant heatmap
+    use_rae: bool = True  # False: no anomaly prompt tokens are inserted into the dialogue

@@ -1,0 +1,63 @@
+"""`tvau model info` / `tvau model heatmap`, and the params.yaml mirror of ModelConfig."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import yaml
+from typer.testing import CliRunner
+
+from tvau.cli import app
+from tvau.model.config import ModelConfig
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _params(tmp_path, tiny_cfg) -> Path:
+    p = tmp_path / "params.yaml"
+    p.write_text(yaml.safe_dump({"seed": 0, "model": {"cache_dir": tiny_cfg.cache_dir},
+                                 "clip": {"num_frames": 8, "height": 56, "width": 84}}))
+    return p
+
+
+def test_info_7b_on_meta_device(tmp_path, tiny_cfg):
+    r = CliRunner().invoke(app, ["model", "info", "--arch", "qwen2.5-vl-7b", "--json",
+                                 "--params", str(_params(tmp_path, tiny_cfg))])
+    assert r.exit_code == 0, r.output
+    d = json.loads(r.output[r.output.index("{"):])
+    # Independent arithmetic (see tvau/model/info.py): 5 taps x (1280*1024+1024+1024*3584+3584) + 5.
+    assert d["ahd"] == 5 * (1280 * 1024 + 1024 + 1024 * 3584 + 3584) + 5
+    assert abs(d["ahd"] - 25e6) / 25e6 < 0.01  # paper: about 25 M
+    assert abs(d["rae"] - 7.5e6) / 7.5e6 < 0.025  # paper: about 7.5 M
+    assert d["lora"] == 28 * 16 * ((3584 + 3584) + (3584 + 512))
+    assert 8.2e9 < d["backbone"] < 8.4e9  # Qwen2.5-VL-7B-Instruct: 8.29 B parameters
+    assert d["taps"] == [0, 7, 15, 23, 31]
+
+
+def test_info_configured_tiny_and_bad_arch(tmp_path, tiny_cfg):
+    params = str(_params(tmp_path, tiny_cfg))
+    r = CliRunner().invoke(app, ["model", "info", "--json", "--params", params])
+    assert r.exit_code == 0, r.output
+    d = json.loads(r.output[r.output.index("{"):])
+    assert {"ahd", "rae", "lora", "backbone"} <= set(d) and d["taps"] == [0, 1, 3, 5, 7]
+    assert d["lora"] == 2 * 16 * ((64 + 64) + (64 + 32))  # q_proj 64->64, v_proj 64->32 (2 kv heads x 16)
+    r = CliRunner().invoke(app, ["model", "info", "--arch", "gpt", "--params", params])
+    assert r.exit_code != 0 and "unknown architecture" in r.output
+
+
+def test_heatmap_command_writes_frame_heatmap(tmp_path, tiny_cfg):
+    out = tmp_path / "h" / "heat.npy"
+    r = CliRunner().invoke(app, ["model", "heatmap", "--out", str(out), "--params",
+                                 str(_params(tmp_path, tiny_cfg))])
+    assert r.exit_code == 0, r.output
+    h = np.load(out)
+    assert h.shape == (8, 56, 84) and h.min() >= 0 and h.max() <= 1
+
+
+def test_params_yaml_mirrors_model_config():
+    section = yaml.safe_load((ROOT / "params.yaml").read_text())["model"]
+    assert set(section) == set(ModelConfig.model_fields)
+    cfg = ModelConfig.model_validate(section)
+    assert cfg == ModelConfig()  # params.yaml holds the documented defaults

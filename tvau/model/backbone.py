@@ -1,0 +1,293 @@
+"""The Qwen2.5-VL adapter: load, tapped vision features as spatial maps, text anchors, LM calls.
+
+Everything here is frozen: the backbone is a reference (a local directory or a hub id) that is never
+modified. T-VAU's trainable parts (AHD, RAE, LoRA) live in the other modules of tvau.model.
+
+Shapes (one clip): frames (T, H, W, 3) uint8 -> patch grid (T', H', W') = (ceil(T/2), H/14, W/14);
+tapped features (T', H', W', C) with C the vision width (7B: 1280); merged video embeddings
+(T'*H'*W'/4, D) with D the LLM width (7B: 3584).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from tvau.model.chat import ANOMALY_TOKENS, ENDOFTEXT, Prompt, TokenTable, build_prompt
+from tvau.model.config import ModelConfig
+from tvau.model.preprocess import VisionPreprocessor
+from tvau.model.prompts import STATES, prompt_sentences
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def map_taps(taps: tuple[int, ...] | list[int], reference_depth: int, depth: int) -> list[int]:
+    """Map 0-based block indexes of a `reference_depth`-block tower onto a `depth`-block tower.
+
+    Block k is the end of the first (k+1)/reference_depth of the tower; it maps to the block that
+    ends closest to the same fraction: round((k+1) * depth / reference_depth) - 1, clamped to
+    [0, depth-1]. Duplicates are dropped (keeping order). Examples, reference 32: depth 32 keeps
+    (0, 7, 15, 23, 31); depth 8 gives (0, 1, 3, 5, 7); depth 4 gives (0, 1, 2, 3).
+    """
+    out: list[int] = []
+    for k in taps:
+        if not 0 <= k < reference_depth:
+            raise ValueError(f"tap {k} is outside a {reference_depth}-block reference tower")
+        j = min(depth - 1, max(0, math.floor((k + 1) * depth / reference_depth + 0.5) - 1))
+        if j not in out:
+            out.append(j)
+    return out
+
+
+def window_order_to_spatial(hidden: torch.Tensor, window_index: torch.Tensor, grid_thw: tuple[int, int, int],
+                            merge: int) -> torch.Tensor:
+    """Undo the vision tower's two orderings. hidden (S, C) in window order, S = T'*H'*W' ->
+    (T', H', W', C) in raster order.
+
+    Inside the tower the sequence holds merge units (merge x merge patches, contiguous) permuted by
+    `window_index` (unit i of the windowed sequence is raster unit window_index[i]). argsort undoes
+    the permutation; then each unit's 2x2 patches are put back at (2*hu + i, 2*wu + j).
+    """
+    t, h, w = grid_thw
+    unit = merge * merge
+    s, c = hidden.shape
+    if s != t * h * w:
+        raise ValueError(f"{s} tokens do not fill the grid {grid_thw}")
+    units = hidden.view(s // unit, unit, c)[torch.argsort(window_index)]
+    x = units.view(t, h // merge, w // merge, merge, merge, c).permute(0, 1, 3, 2, 4, 5)
+    return x.reshape(t, h, w, c)
+
+
+@dataclass
+class VisionOutput:
+    """One pass of the vision tower over one clip."""
+
+    video_embeds: torch.Tensor  # (T'*H'*W'/4, D): merged tokens for the LM, raster order
+    taps: list[torch.Tensor]  # per tapped block, (T', H', W', C) pre-merger features, float32
+    grid_thw: torch.Tensor  # (1, 3) long: [[T', H', W']]
+    frame_size: tuple[int, int]  # (H, W) of the input frames (before any resize)
+    num_frames: int  # T of the input clip
+
+
+class Backbone(nn.Module):
+    """A frozen Qwen2.5-VL with the entry points T-VAU needs. Build with `load_backbone`."""
+
+    def __init__(self, model, tokenizer, preprocessor: VisionPreprocessor, source: str,
+                 taps: list[int], video_fps: float = 24.0, system_prompt: str = "You are a helpful assistant."):
+        super().__init__()
+        self.model = model  # Qwen2_5_VLForConditionalGeneration
+        self.tokenizer = tokenizer
+        self.preprocessor = preprocessor
+        self.source = source
+        self.video_fps = video_fps
+        self.system_prompt = system_prompt
+        depth = len(self.visual.blocks)
+        bad = [i for i in taps if not 0 <= i < depth]
+        if bad:
+            raise ValueError(f"taps {bad} outside the {depth}-block vision tower of {source}")
+        self.taps = list(taps)
+        self.table = TokenTable.from_tokenizer(tokenizer)
+        if self.table.anomaly_pad == self.model.config.video_token_id:
+            raise ValueError("the anomaly pad token aliases the video token")
+        self._anchors: torch.Tensor | None = None
+        for p in self.model.parameters():
+            p.requires_grad_(False)
+
+    # --- sub-modules (STACK.md: model.model.visual / language_model, model.lm_head) ---
+    @property
+    def visual(self):
+        return self.model.model.visual
+
+    @property
+    def language_model(self):
+        return self.model.model.language_model
+
+    @property
+    def vision_width(self) -> int:
+        return self.model.config.vision_config.hidden_size
+
+    @property
+    def text_width(self) -> int:
+        return self.model.config.text_config.hidden_size
+
+    @property
+    def device(self) -> torch.device:
+        return self.model.lm_head.weight.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.model.lm_head.weight.dtype
+
+    # --- vision ---
+    @torch.no_grad()
+    def encode_video(self, frames: np.ndarray) -> VisionOutput:
+        """Run the vision tower once: merged LM tokens and the tapped pre-merger maps."""
+        pixels, grid = self.preprocessor(frames)
+        pixels, grid = pixels.to(self.device, self.dtype), grid.to(self.device)
+        captured: dict[int, torch.Tensor] = {}
+        hooks = [
+            self.visual.blocks[i].register_forward_hook(
+                lambda _m, _i, out, i=i: captured.__setitem__(i, out[0] if isinstance(out, tuple) else out))
+            for i in self.taps
+        ]
+        try:
+            out = self.visual(pixels, grid_thw=grid)
+        finally:
+            for h in hooks:
+                h.remove()
+        vc = self.model.config.vision_config
+        from transformers.vision_utils import get_vision_window_index
+
+        window_index, _ = get_vision_window_index(grid, spatial_merge_size=vc.spatial_merge_size,
+                                                  window_size=vc.window_size, patch_size=vc.patch_size)
+        gthw = tuple(int(v) for v in grid[0].tolist())
+        maps = [window_order_to_spatial(captured[i].float(), window_index.to(self.device), gthw,
+                                        vc.spatial_merge_size) for i in self.taps]
+        return VisionOutput(video_embeds=out.pooler_output, taps=maps, grid_thw=grid,
+                            frame_size=(int(frames.shape[1]), int(frames.shape[2])), num_frames=int(frames.shape[0]))
+
+    # --- text anchors S (METHOD.md section 3) ---
+    @torch.no_grad()
+    def anchors(self) -> torch.Tensor:
+        """S (2, D) float32: per state, the mean over sentences of the mean input embedding of each
+        sentence's tokens (index 0 normal, 1 abnormal). A constant of the backbone: cached."""
+        if self._anchors is None:
+            table = self.language_model.get_input_embeddings().weight
+            rows = []
+            for state in STATES:
+                per_sentence = []
+                for s in prompt_sentences(state):
+                    ids = torch.tensor(self.tokenizer.encode(s, add_special_tokens=False), device=table.device)
+                    per_sentence.append(table[ids].float().mean(0))
+                rows.append(torch.stack(per_sentence).mean(0))
+            self._anchors = torch.stack(rows)
+        return self._anchors
+
+    # --- language model ---
+    def num_video_tokens(self, grid_thw: torch.Tensor) -> int:
+        return int(grid_thw.prod()) // self.model.config.vision_config.spatial_merge_size ** 2
+
+    def prompt(self, turns: list[tuple[str, str | None]], grid_thw: torch.Tensor | None,
+               num_anomaly_tokens: int = 0) -> Prompt:
+        n = None if grid_thw is None else self.num_video_tokens(grid_thw)
+        return build_prompt(self.tokenizer, self.table, self.system_prompt, turns, n, num_anomaly_tokens)
+
+    def position_ids(self, prompt: Prompt, grid_thw: torch.Tensor | None) -> torch.Tensor:
+        """3-D M-RoPE positions (3, 1, L) from transformers' get_rope_index (STACK.md)."""
+        ids = prompt.input_ids.to(self.device)
+        if grid_thw is None:  # text only: plain 1-D positions on all three axes
+            return torch.arange(ids.shape[1], device=self.device).view(1, 1, -1).expand(3, 1, -1)
+        spg = torch.tensor([self.preprocessor.temporal_patch_size / self.video_fps])
+        pos, _ = self.model.model.get_rope_index(ids, prompt.mm_token_type_ids.to(self.device),
+                                                 video_grid_thw=grid_thw, second_per_grid_ts=spg)
+        return pos
+
+    def embed(self, prompt: Prompt, video_embeds: torch.Tensor | None,
+              anomaly_embeds: torch.Tensor | None = None) -> torch.Tensor:
+        """inputs_embeds (1, L, D): token embeddings with the video positions replaced by the merged
+        vision tokens and the anomaly pad positions by the RAE prompt tokens."""
+        ids = prompt.input_ids.to(self.device)
+        emb = self.language_model.get_input_embeddings()(ids)
+        if video_embeds is not None:
+            if video_embeds.shape[0] != prompt.video_positions.numel():
+                raise ValueError(f"{video_embeds.shape[0]} video embeddings for "
+                                 f"{prompt.video_positions.numel()} video tokens")
+            emb = emb.index_copy(1, prompt.video_positions.to(self.device), video_embeds.to(emb.dtype)[None])
+        n_anom = prompt.anomaly_positions.numel()
+        if n_anom:
+            if anomaly_embeds is None or anomaly_embeds.shape[0] != n_anom:
+                got = None if anomaly_embeds is None else anomaly_embeds.shape[0]
+                raise ValueError(f"{n_anom} anomaly prompt positions but {got} prompt tokens")
+            emb = emb.index_copy(1, prompt.anomaly_positions.to(self.device), anomaly_embeds.to(emb.dtype)[None])
+        return emb
+
+    def logits(self, inputs_embeds: torch.Tensor, position_ids: torch.Tensor) -> torch.Tensor:
+        """Full-sequence LM forward with inputs_embeds: (1, L, vocab)."""
+        out = self.language_model(inputs_embeds=inputs_embeds, position_ids=position_ids, use_cache=False)
+        return self.model.lm_head(out.last_hidden_state)
+
+    @torch.no_grad()
+    def greedy_decode(self, inputs_embeds: torch.Tensor, position_ids: torch.Tensor, max_new_tokens: int) -> str:
+        """Greedy decoding with a KV cache. After the prompt every new token advances all three
+        M-RoPE axes by one from the prompt's maximum position (Qwen2.5-VL's rope-delta rule)."""
+        from transformers import DynamicCache
+
+        cache = DynamicCache(config=self.model.config.text_config)
+        stop = {self.table.im_end, self.tokenizer.convert_tokens_to_ids(ENDOFTEXT)}
+        out = self.language_model(inputs_embeds=inputs_embeds, position_ids=position_ids, cache=cache, use_cache=True)
+        next_pos = int(position_ids.max()) + 1
+        generated: list[int] = []
+        embed = self.language_model.get_input_embeddings()
+        for _ in range(max_new_tokens):
+            tok = int(self.model.lm_head(out.last_hidden_state[:, -1]).argmax(-1))
+            if tok in stop:
+                break
+            generated.append(tok)
+            pos = torch.full((3, 1, 1), next_pos, device=self.device, dtype=torch.long)
+            next_pos += 1
+            out = self.language_model(inputs_embeds=embed(torch.tensor([[tok]], device=self.device)),
+                                      position_ids=pos, cache=cache, use_cache=True)
+        return self.tokenizer.decode(generated, skip_special_tokens=True)
+
+    @torch.no_grad()
+    def generate(self, frames: np.ndarray | None, prompt: str, max_new_tokens: int = 64) -> str:
+        """Plain LVLM answer to `prompt` about `frames` (T, H, W, 3) uint8 (or no video): no AHD, no RAE.
+        (Used e.g. as an annotator.) A single image can be passed as a 1-frame clip."""
+        vis = self.encode_video(frames) if frames is not None else None
+        grid = vis.grid_thw if vis is not None else None
+        p = self.prompt([(prompt, None)], grid)
+        emb = self.embed(p, vis.video_embeds if vis is not None else None)
+        return self.greedy_decode(emb, self.position_ids(p, grid), max_new_tokens)
+
+
+def _resolve(source: str, cache_dir: str, tiny_seed: int) -> Path:
+    """Local directory for a configured backbone. Network is used only for a hub id."""
+    if source == "embedded:tiny":
+        from tvau.model.tiny import ensure_tiny
+
+        return ensure_tiny(cache_dir, tiny_seed)
+    path = Path(source).expanduser()
+    if path.is_dir():
+        if not (path / "config.json").exists():
+            raise FileNotFoundError(f"{path}: not a model directory (no config.json)")
+        return path
+    if source.startswith(("/", ".", "~")) or not re.fullmatch(r"[\w.-]+/[\w.-]+", source):
+        raise FileNotFoundError(f"model.backbone: {source!r} is neither 'embedded:tiny', an existing "
+                                "model directory, nor a hub id of the form 'org/name'")
+    from huggingface_hub import snapshot_download
+
+    # A hub id was configured explicitly: this is the only place that may touch the network
+    # (and it will not when HF_HUB_OFFLINE=1 and the snapshot is not cached).
+    return Path(snapshot_download(source))
+
+
+def load_backbone(cfg: ModelConfig) -> Backbone:
+    """Load the configured backbone (frozen, eval mode) on cfg.device in cfg.dtype."""
+    from transformers import AutoTokenizer, Qwen2_5_VLForConditionalGeneration
+
+    if cfg.dtype not in DTYPES:
+        raise ValueError(f"model.dtype: {cfg.dtype!r} is not one of {sorted(DTYPES)}")
+    path = _resolve(cfg.backbone, cfg.cache_dir, cfg.tiny_seed)
+    offline = {"local_files_only": True}
+    tok = AutoTokenizer.from_pretrained(path, **offline)
+    missing = [t for t in ANOMALY_TOKENS if t not in tok.get_vocab()]
+    if missing:  # a stock Qwen tokenizer: add the three anomaly tokens as special tokens
+        from tokenizers import AddedToken
+
+        tok.add_tokens([AddedToken(t, special=True, normalized=False) for t in missing], special_tokens=True)
+    model = Qwen2_5_VLForConditionalGeneration.from_pretrained(path, dtype=DTYPES[cfg.dtype], **offline)
+    if len(tok) > model.get_input_embeddings().weight.shape[0]:
+        # Qwen2.5-VL's table has spare rows (152064 > 151668 tokens), so this only runs for other tokenizers.
+        model.resize_token_embeddings(len(tok))
+    model = model.to(cfg.device).eval()
+    taps = map_taps(cfg.taps, cfg.tap_reference_depth, len(model.model.visual.blocks))
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    return Backbone(model, tok, VisionPreprocessor.from_dir(path), source=cfg.backbone, taps=taps,
+                    video_fps=cfg.video_fps, system_prompt=cfg.system_prompt)

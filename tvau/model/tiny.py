@@ -1,0 +1,144 @@
+"""The embedded default backbone: a tiny Qwen2.5-VL built offline, saved as an ordinary model directory.
+
+The directory has the same files a hub checkpoint has (config.json, model.safetensors, tokenizer
+files, preprocessor_config.json), so `tvau.model.backbone.load_backbone` loads it with the same
+`from_pretrained` calls as Qwen2.5-VL-7B-Instruct. Weights are random but deterministic from the seed.
+
+The tokenizer is a byte-level BPE with Qwen2's pre-tokenizer, trained (in about a second) on our closed
+vocabulary (tvau.vocab), the anchor prompts and the dialogue questions, so every string round-trips
+(byte fallback covers anything outside ASCII) and our words are short token sequences. Special tokens
+come first, in a fixed order: Qwen's chat/vision tokens, then the three anomaly prompt tokens.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import string
+import tempfile
+from pathlib import Path
+
+from tvau.model.arch import TokenIds, tiny_config
+from tvau.model.chat import (
+    ANOMALY_TOKENS,
+    ENDOFTEXT,
+    FOLLOW_UPS,
+    IM_END,
+    IMAGE_PAD,
+    Q_ANOMALY,
+    QWEN_SPECIAL_TOKENS,
+    VIDEO_PAD,
+    VISION_END,
+    VISION_START,
+)
+
+TINY_VERSION = 1  # bump when the tiny architecture or tokenizer changes (new cache directory)
+TINY_BPE_VOCAB = 1024  # target BPE vocabulary size (the corpus is small; training stops earlier)
+
+# OpenAI CLIP normalisation, as in Qwen2.5-VL's preprocessor_config.json.
+CLIP_MEAN = [0.48145466, 0.4578275, 0.40821073]
+CLIP_STD = [0.26862954, 0.26130258, 0.27577711]
+
+
+def tiny_dir(cache_dir: str | Path, seed: int) -> Path:
+    return Path(cache_dir) / f"tiny-qwen2.5-vl-s{seed}-v{TINY_VERSION}"
+
+
+def _corpus() -> list[str]:
+    from tvau import vocab
+    from tvau.model.prompts import prompt_sentences
+
+    words = [
+        *vocab.EVENT_CLASSES, *vocab.ANOMALY_KINDS, *vocab.CATEGORIES, *vocab.COLORS, *vocab.ACTIONS,
+        *vocab.MOTION_STATES, *vocab.REGIONS_3X3,
+    ]
+    lines = [" ".join(words), Q_ANOMALY, *FOLLOW_UPS, "You are a helpful assistant.", "system user assistant",
+             "Yes, there is an anomaly. No, there is no anomaly. The target moves from left to right.",
+             string.printable]
+    # Common words of answers and descriptions, repeated so that BPE keeps them whole.
+    common = ("the a an is are there in on of to from with and its it moves stays near far top bottom "
+              "target object video frame left right middle yes no anomaly normal abnormal")
+    lines += [common] * 2
+    lines += [f"a {c} {w}" for c in vocab.COLORS for w in vocab.CATEGORIES]
+    lines += prompt_sentences("normal") + prompt_sentences("abnormal")
+    return lines
+
+
+def build_tiny_tokenizer():
+    """A Qwen2Tokenizer (transformers) over a BPE trained on our corpus. Deterministic."""
+    from tokenizers import Regex, Tokenizer, models, normalizers, pre_tokenizers, trainers
+    from transformers.models.qwen2.tokenization_qwen2 import PRETOKENIZE_REGEX, Qwen2Tokenizer
+
+    specials = [*QWEN_SPECIAL_TOKENS, *ANOMALY_TOKENS]
+    bpe = Tokenizer(models.BPE())
+    bpe.normalizer = normalizers.NFC()
+    bpe.pre_tokenizer = pre_tokenizers.Sequence([
+        pre_tokenizers.Split(Regex(PRETOKENIZE_REGEX), behavior="isolated"),
+        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+    ])
+    trainer = trainers.BpeTrainer(
+        vocab_size=TINY_BPE_VOCAB, min_frequency=2, special_tokens=specials,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False,
+    )
+    bpe.train_from_iterator(_corpus(), trainer)
+    model = json.loads(bpe.to_str())["model"]
+    merges = [tuple(m) if isinstance(m, list) else tuple(m.split(" ")) for m in model["merges"]]
+    tok = Qwen2Tokenizer(vocab=model["vocab"], merges=merges, unk_token=ENDOFTEXT, eos_token=IM_END,
+                         pad_token=ENDOFTEXT)
+    tok.add_special_tokens({"additional_special_tokens": specials})
+    return tok
+
+
+def token_ids(tok) -> TokenIds:
+    c = tok.convert_tokens_to_ids
+    return TokenIds(bos=c(ENDOFTEXT), eos=c(IM_END), pad=c(ENDOFTEXT), vision_start=c(VISION_START),
+                    vision_end=c(VISION_END), image=c(IMAGE_PAD), video=c(VIDEO_PAD))
+
+
+def _preprocessor_config() -> dict:
+    # Same keys and values as Qwen2.5-VL-7B-Instruct's preprocessor_config.json, except the pixel
+    # bounds: small clips (112x112) must not be upscaled to the 7B's 56x56*... minimum.
+    return {
+        "image_processor_type": "Qwen2VLImageProcessor", "processor_class": "Qwen2_5_VLProcessor",
+        "do_resize": True, "do_rescale": True, "rescale_factor": 1 / 255, "do_normalize": True,
+        "do_convert_rgb": True, "resample": 3, "image_mean": CLIP_MEAN, "image_std": CLIP_STD,
+        "patch_size": 14, "temporal_patch_size": 2, "merge_size": 2,
+        "min_pixels": 28 * 28, "max_pixels": 28 * 28 * 1280,
+    }
+
+
+def write_tiny_backbone(out_dir: str | Path, seed: int = 0) -> Path:
+    """Build the tiny model + tokenizer + preprocessor config into out_dir (written atomically)."""
+    import torch
+    from transformers import Qwen2_5_VLForConditionalGeneration
+
+    out_dir = Path(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    try:
+        tok = build_tiny_tokenizer()
+        config = tiny_config(vocab_size=len(tok), ids=token_ids(tok))
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            model = Qwen2_5_VLForConditionalGeneration(config).eval()
+        model.save_pretrained(tmp)
+        tok.save_pretrained(tmp)
+        (tmp / "preprocessor_config.json").write_text(json.dumps(_preprocessor_config(), indent=2))
+        (tmp / "tvau_tiny.json").write_text(json.dumps({"seed": seed, "version": TINY_VERSION}))
+        try:
+            os.replace(tmp, out_dir) if not out_dir.exists() else shutil.rmtree(tmp)
+        except OSError:  # another process renamed its copy first: keep theirs
+            shutil.rmtree(tmp, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out_dir
+
+
+def ensure_tiny(cache_dir: str | Path, seed: int = 0) -> Path:
+    """The tiny model directory for this seed, built on first use."""
+    d = tiny_dir(cache_dir, seed)
+    if not (d / "config.json").exists():
+        write_tiny_backbone(d, seed)
+    return d
