@@ -19,7 +19,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from typing import Iterator
+from collections.abc import Iterator
 
 import typer
 
@@ -74,23 +74,39 @@ def s3_server(
     Prints `endpoint: http://127.0.0.1:PORT` once it accepts requests. Point clients at it with
     AWS_ENDPOINT_URL=http://127.0.0.1:PORT AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing.
     State is kept in memory and is lost when the server stops."""
-    from moto.server import ThreadedMotoServer  # heavy: import on use
+    import contextlib
+    import io
 
-    server = ThreadedMotoServer(ip_address=HOST, port=port, verbose=False)
+    from moto.moto_server.werkzeug_app import (  # heavy: import on use
+        DomainDispatcherApplication,
+        MotoRequestHandler,
+        create_backend_app,
+    )
+    from werkzeug.serving import make_server
+
+    # What moto's ThreadedMotoServer does, but binding in this thread: a busy port must be an
+    # error here, not a hang (werkzeug exits on a failed bind, which would only end a thread).
+    err = io.StringIO()
     try:
-        server.start()
-    except OSError as exc:
-        typer.echo(f"error: cannot listen on {HOST}:{port}: {exc.strerror or exc}", err=True)
+        with contextlib.redirect_stderr(err):
+            server = make_server(
+                HOST, port, DomainDispatcherApplication(create_backend_app), threaded=True,
+                request_handler=MotoRequestHandler,
+            )
+    except (OSError, SystemExit) as exc:
+        reason = err.getvalue().strip().splitlines()[0] if err.getvalue().strip() else str(exc)
+        typer.echo(f"error: cannot listen on {HOST}:{port}: {reason}", err=True)
         raise typer.Exit(code=1) from None
-    _, real_port = server.get_host_and_port()
-    endpoint = f"http://{HOST}:{real_port}"
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    endpoint = f"http://{HOST}:{server.server_address[1]}"
     _wait_until_serving(endpoint, timeout=30)
     if bucket:
         _create_buckets(endpoint, bucket)
 
     stop = threading.Event()
 
-    def _on_signal(signum, frame):  # noqa: ARG001 - signal handler signature
+    def _on_signal(signum, frame):
         stop.set()
 
     signal.signal(signal.SIGTERM, _on_signal)
@@ -105,7 +121,8 @@ def s3_server(
     )
     while not stop.wait(0.5):
         pass
-    server.stop()
+    server.shutdown()
+    thread.join(5)
 
 
 @contextlib.contextmanager

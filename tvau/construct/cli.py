@@ -1,7 +1,173 @@
-"""`tvau construct ...` sub-commands."""
+"""`tvau construct ...`: the annotation construction stages, as run by dvc.yaml.
+
+Each command reads its parameters from params.yaml (only the keys dvc.yaml lists for it), writes
+its output directory atomically (validated tables plus stats.json), and writes its wall time and
+counts to a metrics file that DVC shows (`dvc metrics show`) but does not cache.
+"""
 
 from __future__ import annotations
+
+import time
+from pathlib import Path
 
 import typer
 
 app = typer.Typer(no_args_is_help=True)
+
+PARAMS = typer.Option(Path("params.yaml"), "--params", help="Parameters file (params.yaml).")
+DATA = typer.Option(Path("data/synth"), "--data", help="Footage root (UBnormal or ShanghaiTech layout).")
+CONSTRUCT = typer.Option(Path("data/construct"), "--construct", help="Directory of the construction tables.")
+
+
+def _metrics(path: Path | None, stage: str, seconds: float, stats: dict) -> None:
+    if path is None:
+        return
+    from tvau.storage import write_json
+
+    write_json(path, {"stage": stage, "seconds": round(seconds, 2), **stats})
+
+
+def _records(data: Path, dataset: str) -> dict:
+    from tvau.data import open_dataset
+
+    if not data.exists():
+        raise typer.BadParameter(f"{data}: no such footage directory", param_hint="--data")
+    return {r.name: r for r in open_dataset(data, dataset)}
+
+
+def _fail(exc: Exception) -> None:
+    typer.echo(f"error: {exc}", err=True)
+    raise typer.Exit(code=1)
+
+
+@app.command("annotate")
+def annotate(
+    data: Path = DATA,
+    out: Path = typer.Option(Path("data/construct/annotations"), "--out", help="Output directory."),
+    params: Path = PARAMS,
+    metrics: Path = typer.Option(None, "--metrics", help="Write timing and counts here (JSON)."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+) -> None:
+    """Stage 1: frame-wise structured annotation -> videos, frames, detections tables."""
+    from tvau.config import load_params
+    from tvau.construct.annotators import make_annotator
+    from tvau.construct.frames import annotate_dataset, video_kinds
+    from tvau.construct.sidecar import load_attributes
+    from tvau.quality.tables import DataQualityError, write_tables
+
+    t0 = time.perf_counter()
+    p = load_params(params)
+    try:
+        records = _records(data, p.construct.dataset)
+        annotator = make_annotator(p.construct, data, p.model)
+        tables = annotate_dataset(
+            list(records.values()), annotator, p.construct, video_kinds(load_attributes(data)), progress
+        )
+        stats = {"videos": len(tables["videos"]), "frames": len(tables["frames"]),
+                 "detections": len(tables["detections"]), **dict(annotator.stats)}
+        write_tables(tables, out, extras={"stats": stats})
+    except (DataQualityError, ValueError, FileNotFoundError) as exc:
+        _fail(exc)
+    _metrics(metrics, "annotate", time.perf_counter() - t0, stats)
+    typer.echo(f"annotate: {stats}")
+
+
+@app.command("timelines")
+def timelines(
+    annotations: Path = typer.Option(Path("data/construct/annotations"), "--annotations", help="Stage 1 output."),
+    out: Path = typer.Option(Path("data/construct/timelines"), "--out", help="Output directory."),
+    params: Path = PARAMS,
+    metrics: Path = typer.Option(None, "--metrics", help="Write timing and counts here (JSON)."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+) -> None:
+    """Stage 2: link objects across frames -> track_points and timelines tables."""
+    from tvau.config import load_params
+    from tvau.construct.timelines import build_timelines
+    from tvau.quality.tables import DataQualityError, read_tables, write_tables
+
+    t0 = time.perf_counter()
+    p = load_params(params)
+    try:
+        t = read_tables(annotations, ["videos", "detections"])
+        tables, stats = build_timelines(t["videos"], t["detections"], p.construct, progress)
+        write_tables(tables, out, extras={"stats": stats})
+    except (DataQualityError, ValueError, FileNotFoundError) as exc:
+        _fail(exc)
+    _metrics(metrics, "timelines", time.perf_counter() - t0, stats)
+    typer.echo(f"timelines: {stats}")
+
+
+@app.command("refine")
+def refine(
+    data: Path = DATA,
+    construct: Path = CONSTRUCT,
+    out: Path = typer.Option(Path("data/construct/refined"), "--out", help="Output directory."),
+    params: Path = PARAMS,
+    metrics: Path = typer.Option(None, "--metrics", help="Write timing and counts here (JSON)."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+) -> None:
+    """Stage 3: blur the background, re-describe each anomalous target, drop contradictions."""
+    from tvau.config import load_params
+    from tvau.construct.annotators import make_annotator
+    from tvau.construct.refine import refine_targets
+    from tvau.quality.tables import DataQualityError, read_tables, write_tables
+
+    t0 = time.perf_counter()
+    p = load_params(params)
+    try:
+        a = read_tables(construct / "annotations", ["videos"])
+        tl = read_tables(construct / "timelines", ["timelines", "track_points"])
+        records = _records(data, p.construct.dataset)
+        annotator = make_annotator(p.construct, data, p.model)
+        targets, stats = refine_targets(
+            records, a["videos"], tl["timelines"], tl["track_points"], annotator, p.construct, progress
+        )
+        stats |= dict(annotator.stats)
+        write_tables({"targets": targets}, out, extras={"stats": stats})
+    except (DataQualityError, ValueError, FileNotFoundError) as exc:
+        _fail(exc)
+    _metrics(metrics, "refine", time.perf_counter() - t0, stats)
+    typer.echo(f"refine: {stats}")
+    for r in targets.loc[~targets["kept"]].itertuples():
+        typer.echo(f"  dropped {r.video} track {r.track_id}: {r.drop_reason}")
+
+
+@app.command("build")
+def build(
+    data: Path = DATA,
+    construct: Path = CONSTRUCT,
+    report: Path = typer.Option(Path("data/quality/report.json"), "--report", help="The validate stage's report."),
+    out: Path = typer.Option(Path("data/train"), "--out", help="Output directory."),
+    params: Path = PARAMS,
+    metrics: Path = typer.Option(None, "--metrics", help="Write timing and counts here (JSON)."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+) -> None:
+    """Build AHD supervision (pooled-mask shards) and SFT dialogues (phase A, B) per split.
+
+    Refuses to run unless the validate stage passed; the previous output stays as it was."""
+    import json
+
+    from tvau.config import load_params
+    from tvau.construct.build import build_training_sets, write_manifest
+    from tvau.quality.tables import DataQualityError, read_tables
+    from tvau.storage import atomic_dir
+
+    t0 = time.perf_counter()
+    p = load_params(params)
+    if not report.exists():
+        _fail(FileNotFoundError(f"{report}: no quality report; run `tvau quality validate` first"))
+    verdict = json.loads(report.read_text())
+    if not verdict.get("passed"):
+        _fail(RuntimeError(f"{report}: the data-quality gate failed; {out} is left untouched"))
+    try:
+        tables = read_tables(construct / "annotations", ["videos"])
+        tables |= read_tables(construct / "timelines", ["timelines", "track_points"])
+        tables |= read_tables(construct / "refined", ["targets"])
+        records = _records(data, p.construct.dataset)
+        with atomic_dir(out) as tmp:
+            stats = build_training_sets(records, tables, p.clip, p.construct, Path(tmp), progress)
+            write_manifest(Path(tmp), stats)
+    except (DataQualityError, ValueError, FileNotFoundError) as exc:
+        _fail(exc)
+    _metrics(metrics, "build", time.perf_counter() - t0, stats)
+    typer.echo(f"build: {stats}")

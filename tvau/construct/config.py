@@ -37,16 +37,21 @@ class ConstructConfig(Section):
     # --- stage 2: object timelines -------------------------------------------------------------
     # Hungarian matching gate on centroid distance, as a fraction of max(H, W) (thesis: 1/10).
     match_gate: float = Field(0.1, gt=0)
+    # Also require equal described colours to link two detections (ours, not the thesis'): with
+    # attribute annotators it prevents identity swaps where people pass close by; turn it off for
+    # colours measured from pixels (the masks annotator), which flicker with shading.
+    match_colors: bool = True
     # Frames a track may go unseen (occlusion, LVLM stride) and still be continued (our default).
     max_gap: int = Field(8, ge=0)
     # Tracks with fewer points are dropped as fragments, and counted (our default).
     min_track_points: int = Field(3, ge=1)
-    # Motion-state thresholds on the mean speed, in frame sizes (max(H, W)) per second (ours):
+    # Motion-state thresholds on the mean speed, in frame sizes (max(H, W)) per second (ours; the
+    # generator walks at 0.07-0.27 and runs at 0.21-0.72 frame sizes/s, depending on perspective):
     # below static_speed "static", below small_speed "small movement", at or above fast_speed
     # "fast"; otherwise "cross-region" when the start and end 3x3 regions differ, else "walking".
     static_speed: float = Field(0.02, ge=0)
-    small_speed: float = Field(0.06, ge=0)
-    fast_speed: float = Field(0.45, gt=0)
+    small_speed: float = Field(0.05, ge=0)
+    fast_speed: float = Field(0.3, gt=0)
 
     # --- stage 3: anomaly-focused refinement ---------------------------------------------------
     # Gaussian blur of the background outside the anomaly mask (the paper's values are not
