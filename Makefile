@@ -30,7 +30,7 @@ test: $(STAMP)
 	$(VENV)/bin/pytest -q
 
 demo: $(STAMP)
-	$(PY) -m tvau.demo
+	$(VENV)/bin/tvau demo
 
 bench: $(STAMP)
 	$(PY) -m benchmarks

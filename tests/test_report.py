@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tvau.report import Section, contact_sheet, overlay, save_png, write_html_report
+from tvau.report import Section, contact_sheet, outline, overlay, save_png, write_html_report
 
 
 def test_overlay_colours_only_where_heat_is():
@@ -38,3 +38,13 @@ def test_html_report_escapes_and_links(tmp_path):
     )
     text = page.read_text()
     assert "Run &lt;1&gt;" in text and "0.9123" in text and "img/a.png" in text and "heat &amp; mask" in text
+
+
+def test_outline_draws_only_on_the_mask_border():
+    frame = np.zeros((32, 32, 3), np.uint8)
+    mask = np.zeros((32, 32), bool)
+    mask[8:16, 8:16] = True
+    out = outline(frame, mask)
+    assert (out[8, 8:16] == (0, 255, 0)).all()  # top edge
+    assert (out[12, 12] == 0).all() and (out[0, 0] == 0).all()  # inside and outside untouched
+    assert (frame == 0).all()  # the input is not modified

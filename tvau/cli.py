@@ -4,6 +4,8 @@ stays fast."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 
 from tvau.construct.cli import app as construct_app
@@ -27,6 +29,18 @@ app.add_typer(data_app, name="data", help="Read and inspect datasets (UBnormal, 
 app.add_typer(metrics_app, name="metrics", help="Evaluation metrics (AUC, RBDC/TBDC, BLEU).")
 app.add_typer(construct_app, name="construct", help="Fine-grained annotation construction stages.")
 app.add_typer(quality_app, name="quality", help="Data-quality checks (pandera, Great Expectations).")
+
+
+@app.command("demo")
+def demo(
+    out: Path = typer.Option(Path("outputs/demo"), "--out", help="Where the report and images go."),
+    repro: bool = typer.Option(True, "--repro/--no-repro", help="Run `dvc repro` first (skips what is up to date)."),
+) -> None:
+    """The main job on the embedded default: build the annotated synthetic dataset with DVC, score
+    the baseline, run the T-VAU model on a clip, and write an HTML report."""
+    from tvau.demo import main
+
+    main(out.resolve(), repro=repro)
 
 
 if __name__ == "__main__":

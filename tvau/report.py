@@ -30,6 +30,15 @@ def overlay(frame: np.ndarray, heat: np.ndarray, alpha: float = 0.45) -> np.ndar
     return (frame.astype(np.float32) * (1 - weight) + colour.astype(np.float32) * weight).astype(np.uint8)
 
 
+def outline(frame: np.ndarray, mask: np.ndarray, colour: tuple[int, int, int] = (0, 255, 0)) -> np.ndarray:
+    """Draw the contours of a boolean (H, W) mask on a copy of an RGB frame: ground truth stays
+    readable next to a heatmap overlay, whatever the colours underneath."""
+    out = np.ascontiguousarray(frame.copy())
+    contours, _ = cv2.findContours(np.asarray(mask, np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    cv2.drawContours(out, contours, -1, colour, 1)
+    return out
+
+
 def contact_sheet(images: Sequence[np.ndarray], labels: Sequence[str] = (), cols: int = 6) -> np.ndarray:
     """Tile equally sized RGB images in a grid, each with an optional caption strip."""
     if not images:
