@@ -31,11 +31,27 @@ QWEN25VL_7B_IDS = TokenIds(
 )
 
 
-def qwen25vl_7b_config():
-    """Qwen2.5-VL-7B-Instruct: vision 32 blocks x 1280, LLM 28 layers x 3584 (METHOD.md section 2)."""
+QWEN25VL_7B_VOCAB = 152064  # rows of the 7B's embedding table and lm_head (more than its 151665 tokens)
+
+# Qwen2.5-VL-7B-Instruct's preprocessor_config.json (the video pixel bounds and CLIP normalisation).
+QWEN25VL_7B_PREPROCESSOR = {
+    "image_mean": [0.48145466, 0.4578275, 0.40821073], "image_std": [0.26862954, 0.26130258, 0.27577711],
+    "patch_size": 14, "temporal_patch_size": 2, "merge_size": 2,
+    "min_pixels": 3136, "max_pixels": 12845056,
+}
+
+
+def qwen25vl_7b_config(ids: TokenIds = QWEN25VL_7B_IDS):
+    """Qwen2.5-VL-7B-Instruct: vision 32 blocks x 1280, LLM 28 layers x 3584 (METHOD.md section 2).
+
+    `ids` are the special-token ids the config points at (default: the 7B tokenizer's). Another
+    tokenizer's ids can be given (tvau.model.random_backbone pairs the 7B shapes with the offline
+    tiny tokenizer); they must lie inside the 7B's QWEN25VL_7B_VOCAB-row table."""
     from transformers import Qwen2_5_VLConfig
 
-    ids = QWEN25VL_7B_IDS
+    bad = {k: v for k, v in vars(ids).items() if not 0 <= v < QWEN25VL_7B_VOCAB}
+    if bad:
+        raise ValueError(f"token ids {bad} are outside the 7B's {QWEN25VL_7B_VOCAB}-token vocabulary")
     return Qwen2_5_VLConfig(
         vision_config={
             "depth": 32, "hidden_size": 1280, "intermediate_size": 3420, "num_heads": 16,
@@ -44,7 +60,8 @@ def qwen25vl_7b_config():
             "fullatt_block_indexes": [7, 15, 23, 31], "hidden_act": "silu",
         },
         text_config={
-            "vocab_size": 152064, "hidden_size": 3584, "intermediate_size": 18944, "num_hidden_layers": 28,
+            "vocab_size": QWEN25VL_7B_VOCAB, "hidden_size": 3584, "intermediate_size": 18944,
+            "num_hidden_layers": 28,
             "num_attention_heads": 28, "num_key_value_heads": 4, "max_position_embeddings": 128000,
             "rms_norm_eps": 1e-6,
             "rope_parameters": {"rope_type": "default", "rope_theta": 1e6, "mrope_section": [16, 24, 24]},

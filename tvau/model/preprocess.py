@@ -37,6 +37,19 @@ class VisionPreprocessor:
     max_pixels: int = 28 * 28 * 1280
 
     @classmethod
+    def from_config(cls, cfg: dict) -> VisionPreprocessor:
+        """From the keys of a preprocessor_config.json (already parsed)."""
+        size = cfg.get("size") or {}
+        return cls(
+            mean=tuple(cfg["image_mean"]), std=tuple(cfg["image_std"]),
+            patch_size=int(cfg.get("patch_size", 14)),
+            temporal_patch_size=int(cfg.get("temporal_patch_size", 2)),
+            merge_size=int(cfg.get("merge_size", 2)),
+            min_pixels=int(cfg.get("min_pixels") or size.get("shortest_edge") or 28 * 28),
+            max_pixels=int(cfg.get("max_pixels") or size.get("longest_edge") or 28 * 28 * 1280),
+        )
+
+    @classmethod
     def from_dir(cls, model_dir: str | Path) -> VisionPreprocessor:
         """Read preprocessor_config.json (or video_preprocessor_config.json) of a model directory."""
         model_dir = Path(model_dir)
@@ -47,15 +60,10 @@ class VisionPreprocessor:
                     cfg = json.loads(path.read_text())
                 except json.JSONDecodeError as exc:
                     raise ValueError(f"{path}: not valid JSON: {exc}") from exc
-                size = cfg.get("size") or {}
-                return cls(
-                    mean=tuple(cfg["image_mean"]), std=tuple(cfg["image_std"]),
-                    patch_size=int(cfg.get("patch_size", 14)),
-                    temporal_patch_size=int(cfg.get("temporal_patch_size", 2)),
-                    merge_size=int(cfg.get("merge_size", 2)),
-                    min_pixels=int(cfg.get("min_pixels") or size.get("shortest_edge") or 28 * 28),
-                    max_pixels=int(cfg.get("max_pixels") or size.get("longest_edge") or 28 * 28 * 1280),
-                )
+                try:
+                    return cls.from_config(cfg)
+                except KeyError as exc:
+                    raise ValueError(f"{path}: missing key {exc}") from exc
         raise FileNotFoundError(f"{model_dir}: no preprocessor_config.json")
 
     @property

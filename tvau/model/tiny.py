@@ -96,7 +96,7 @@ def token_ids(tok) -> TokenIds:
                     vision_end=c(VISION_END), image=c(IMAGE_PAD), video=c(VIDEO_PAD))
 
 
-def _preprocessor_config() -> dict:
+def tiny_preprocessor_config() -> dict:
     # Same keys and values as Qwen2.5-VL-7B-Instruct's preprocessor_config.json, except the pixel
     # bounds: small clips (112x112) must not be upscaled to the 7B's 56x56*... minimum.
     return {
@@ -124,7 +124,7 @@ def write_tiny_backbone(out_dir: str | Path, seed: int = 0) -> Path:
             model = Qwen2_5_VLForConditionalGeneration(config).eval()
         model.save_pretrained(tmp)
         tok.save_pretrained(tmp)
-        (tmp / "preprocessor_config.json").write_text(json.dumps(_preprocessor_config(), indent=2))
+        (tmp / "preprocessor_config.json").write_text(json.dumps(tiny_preprocessor_config(), indent=2))
         (tmp / "tvau_tiny.json").write_text(json.dumps({"seed": seed, "version": TINY_VERSION}))
         try:
             os.replace(tmp, out_dir) if not out_dir.exists() else shutil.rmtree(tmp)
