@@ -31,7 +31,7 @@ def main(argv: list[str]) -> int:
             failed |= r.ok is False
             ok = "" if r.ok is None else ("yes" if r.ok else "NO")
             table.add_row(r.benchmark, f"{r.value:.4g}", r.unit, r.target, ok, r.note)
-    Console().print(table)
+    Console(width=160).print(table)
     return 1 if failed else 0
 
 
