@@ -34,10 +34,12 @@ def test_html_report_escapes_and_links(tmp_path):
     page = write_html_report(
         tmp_path / "r.html",
         "Run <1>",
-        [Section("Metrics", {"micro_auc": 0.91234, "notes": ["x"]}, [("img/a.png", "heat & mask")])],
+        [Section("Metrics", {"micro_auc": 0.91234, "notes": ["x"]}, [("img/a.png", "heat & mask")],
+                 links=[("../docs/index.html", "Data Docs")])],
     )
     text = page.read_text()
     assert "Run &lt;1&gt;" in text and "0.9123" in text and "img/a.png" in text and "heat &amp; mask" in text
+    assert "<a href='../docs/index.html'>Data Docs</a>" in text
 
 
 def test_outline_draws_only_on_the_mask_border():

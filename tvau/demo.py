@@ -137,8 +137,11 @@ def main(out: Path = REPO / "outputs" / "demo", repro: bool = True) -> Path:
     docs = REPO / params.quality.docs_dir
     index = next(iter(sorted(docs.rglob("index.html"))), None) if docs.exists() else None
     if index is not None:
-        sections.append(Section("Data quality", {"Great Expectations Data Docs": str(index),
-                                                 "report": str(REPO / "data" / "quality" / "report.md")}))
+        report_md = REPO / "data" / "quality" / "report.md"
+        sections.append(Section("Data quality", links=[
+            (os.path.relpath(index, out), "Great Expectations Data Docs"),
+            (os.path.relpath(report_md, out), "quality report (every check, class balance, drops)"),
+        ]))
     records = select_split(open_dataset(DATA, "ubnormal"), "validation")
     _say(f"scoring the baseline on {len(records)} validation videos")
     sec, metrics = baseline_section(records, out, params)

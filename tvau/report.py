@@ -77,6 +77,7 @@ class Section:
     table: dict[str, Any] = field(default_factory=dict)
     images: list[tuple[str, str]] = field(default_factory=list)  # (path relative to the page, caption)
     text: str = ""
+    links: list[tuple[str, str]] = field(default_factory=list)  # (href relative to the page, text)
 
 
 def _cell(value: Any) -> str:
@@ -104,6 +105,9 @@ def write_html_report(path: str | Path, title: str, sections: Sequence[Section])
         if sec.table:
             rows = "".join(f"<tr><th>{html.escape(str(k))}</th><td>{_cell(v)}</td></tr>" for k, v in sec.table.items())
             parts.append(f"<table>{rows}</table>")
+        if sec.links:
+            items = "".join(f"<li><a href='{html.escape(h)}'>{html.escape(t)}</a></li>" for h, t in sec.links)
+            parts.append(f"<ul>{items}</ul>")
         for src, caption in sec.images:
             parts.append(
                 f"<figure><img src='{html.escape(src)}'><figcaption>{html.escape(caption)}</figcaption></figure>"
