@@ -141,6 +141,9 @@ def main(out: Path = REPO / "outputs" / "demo", repro: bool = True) -> Path:
         sections.append(Section("Data quality", links=[
             (os.path.relpath(index, out), "Great Expectations Data Docs"),
             (os.path.relpath(report_md, out), "quality report (every check, class balance, drops)"),
+        ] + [  # Data Docs' index lists results with JavaScript from a CDN: link each result page too
+            (os.path.relpath(page, out), f"validation result: {page.parent.parent.parent.name}")
+            for page in sorted((docs / "validations").rglob("*.html"))
         ]))
     records = select_split(open_dataset(DATA, "ubnormal"), "validation")
     _say(f"scoring the baseline on {len(records)} validation videos")
