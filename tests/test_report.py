@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tvau.report import Section, contact_sheet, outline, overlay, save_png, write_html_report
+from tvau.report import Section, contact_sheet, outline, overlay, save_png, trajectories, write_html_report
 
 
 def test_overlay_colours_only_where_heat_is():
@@ -50,3 +50,14 @@ def test_outline_draws_only_on_the_mask_border():
     assert (out[8, 8:16] == (0, 255, 0)).all()  # top edge
     assert (out[12, 12] == 0).all() and (out[0, 0] == 0).all()  # inside and outside untouched
     assert (frame == 0).all()  # the input is not modified
+
+
+def test_trajectories_draw_anomalous_paths_in_red_and_normal_in_green():
+    frame = np.zeros((90, 90, 3), np.uint8)
+    red_path = np.array([[5.0, 80.0], [40.0, 80.0], [80.0, 80.0]])
+    green_path = np.array([[5.0, 10.0], [80.0, 10.0]])
+    out = trajectories(frame, [(red_path, True, ""), (green_path, False, "")])
+    assert out[80, 20, 0] > 200 and out[80, 20, 1] < 60  # red along the anomalous path
+    assert out[10, 20, 1] > 150 and out[10, 20, 0] < 60  # green along the normal path
+    assert (out[30, 30] == 255).all()  # the 3x3 grid line at x = 30
+    assert (out[50, 50] == 0).all()  # elsewhere untouched

@@ -27,6 +27,7 @@ from tvau.report import Section, contact_sheet, outline, overlay, save_png, writ
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / "data" / "synth"  # the synthesise stage's output (dvc.yaml)
+SCALE = 3  # enlargement of the trajectory picture
 
 
 def _say(msg: str) -> None:
@@ -83,6 +84,30 @@ def baseline_section(records, out: Path, params) -> tuple[Section, dict]:
     sec = Section("Baseline on the validation split", table, [("baseline_overlay.png", f"{rec.name}: baseline vs ground truth")],
                   text="Non-learned reference scorer (background subtraction + motion). Rates are fractions.")
     return sec, metrics
+
+
+def trajectory_section(records, out: Path) -> Section:
+    """Object timelines of one anomalous validation video (stage 2's output) over its middle frame,
+    enlarged SCALE times so the labels can be read."""
+    import cv2
+    import pandas as pd
+
+    from tvau.report import trajectories
+
+    points = pd.read_parquet(REPO / "data" / "construct" / "timelines" / "track_points.parquet")
+    lines = pd.read_parquet(REPO / "data" / "construct" / "timelines" / "timelines.parquet")
+    rec = next((r for r in records if r.is_anomalous), records[0])
+    tracks, sentences = [], []
+    for row in lines[lines.video == rec.name].itertuples():
+        p = points[(points.video == rec.name) & (points.track_id == row.track_id)].sort_values("frame")
+        tag = row.anomaly_kind if row.anomalous else row.category
+        tracks.append((p[["cx", "cy"]].to_numpy() * SCALE, bool(row.anomalous), str(tag)))
+        sentences.append(("ANOMALY: " if row.anomalous else "") + row.sentence)
+    frame = next(rec.iter_frames(rec.num_frames // 2, rec.num_frames // 2 + 1))
+    frame = cv2.resize(frame, None, fx=SCALE, fy=SCALE, interpolation=cv2.INTER_CUBIC)
+    save_png(out / "trajectories.png", trajectories(frame, tracks))
+    return Section(f"Object timelines: {rec.name}", {"timeline sentences": sentences},
+                   [("trajectories.png", "tracked centre paths; red = anomalous target")])
 
 
 def model_section(records, out: Path, params) -> Section:
@@ -149,6 +174,7 @@ def main(out: Path = REPO / "outputs" / "demo", repro: bool = True) -> Path:
     _say(f"scoring the baseline on {len(records)} validation videos")
     sec, metrics = baseline_section(records, out, params)
     sections.append(sec)
+    sections.append(trajectory_section(records, out))
     _say("running the T-VAU model on one validation clip")
     sections.append(model_section(records, out, params))
     page = write_html_report(out / "report.html", "tvau demo", sections)
@@ -162,7 +188,8 @@ def main(out: Path = REPO / "outputs" / "demo", repro: bool = True) -> Path:
     print(f"  baseline metrics          : {out / 'baseline_metrics.json'}  "
           f"(micro-AUC {100 * (metrics['micro_auc'] or 0):.1f}, RBDC {100 * (metrics['rbdc'] or 0):.1f}, "
           f"TBDC {100 * (metrics['tbdc'] or 0):.1f})")
-    print(f"  overlays                  : {out / 'baseline_overlay.png'}, {out / 'model_overlay.png'}")
+    print(f"  pictures                  : {out / 'baseline_overlay.png'}, {out / 'trajectories.png'}, "
+          f"{out / 'model_overlay.png'}")
     print(f"  report                    : {page}")
     return page
 

@@ -39,6 +39,35 @@ def outline(frame: np.ndarray, mask: np.ndarray, colour: tuple[int, int, int] = 
     return out
 
 
+def trajectories(frame: np.ndarray, tracks: Sequence[tuple[np.ndarray, bool, str]]) -> np.ndarray:
+    """Object timelines drawn over a frame: the 3x3 position grid, each track's centre path
+    (anomalous red, normal green) with a dot at its start and an arrow at its end, and its label.
+
+    tracks: (points (N, 2) float x, y in frame pixels, anomalous, label)."""
+    out = np.ascontiguousarray(frame.copy())
+    h, w = out.shape[:2]
+    for k in (1, 2):  # the grid behind the region words
+        cv2.line(out, (k * w // 3, 0), (k * w // 3, h - 1), (255, 255, 255), 1)
+        cv2.line(out, (0, k * h // 3), (w - 1, k * h // 3), (255, 255, 255), 1)
+    for points, anomalous, label in tracks:
+        pts = np.asarray(points, np.float32).round().astype(np.int32)
+        if len(pts) == 0:
+            continue
+        colour = (230, 30, 30) if anomalous else (40, 200, 60)
+        cv2.polylines(out, [pts.reshape(-1, 1, 2)], False, colour, 1 if not anomalous else 2)
+        cv2.circle(out, tuple(int(v) for v in pts[0]), 3, colour, -1)
+        if len(pts) > 1:
+            tail, head = pts[max(0, len(pts) - 6)], pts[-1]
+            length = max(1.0, float(np.hypot(*(head - tail))))
+            cv2.arrowedLine(out, tuple(int(v) for v in tail), tuple(int(v) for v in head), colour, 2,
+                            tipLength=min(0.6, 6.0 / length))  # a head of about 6 px whatever the step
+        if label:
+            x, y = (int(v) for v in pts[0])
+            cv2.putText(out, label[:24], (min(x + 4, w - 90), max(y - 6, 14)), cv2.FONT_HERSHEY_SIMPLEX, 0.5,
+                        colour, 1)
+    return out
+
+
 def contact_sheet(images: Sequence[np.ndarray], labels: Sequence[str] = (), cols: int = 6) -> np.ndarray:
     """Tile equally sized RGB images in a grid, each with an optional caption strip."""
     if not images:
