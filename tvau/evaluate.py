@@ -20,8 +20,6 @@ undefined on the split (e.g. AUC without any anomalous frame) is None, with the 
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -32,6 +30,7 @@ from tvau.data.record import VideoRecord
 from tvau.metrics.config import MetricsConfig
 from tvau.metrics.frame import PixelMetrics, macro_auc, micro_auc
 from tvau.metrics.regions import heatmap_to_regions, object_boxes, rbdc_tbdc, tracks_table
+from tvau.storage import atomic_open
 
 Scorer = Callable[[VideoRecord], Iterable[np.ndarray]]
 
@@ -169,16 +168,9 @@ def evaluate(
 def write_metrics_json(metrics: dict[str, Any], path: str | Path) -> Path:
     """Write atomically (temp file in the same folder, then rename): a reader never sees half a file."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(metrics, fh, indent=2, sort_keys=False)
-            fh.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_open(path, "w") as fh:
+        json.dump(metrics, fh, indent=2, sort_keys=False)
+        fh.write("\n")
     return path
 
 

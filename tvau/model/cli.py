@@ -74,12 +74,8 @@ def heatmap_cmd(
     if question:
         typer.echo(f"Q: {question}\nA: {model.chat(enc, question).answer}")
     if out:
-        import os
-        import tempfile
+        from tvau.storage import atomic_path
 
-        out.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(suffix=".npy", dir=out.parent)
-        os.close(fd)
-        np.save(tmp, frames.astype(np.float32))
-        os.replace(tmp, out)
+        with atomic_path(out) as tmp, open(tmp, "wb") as fh:  # a file object: np.save adds no suffix
+            np.save(fh, frames.astype(np.float32))
         typer.echo(f"wrote {out}")

@@ -15,8 +15,6 @@ dialogue with the RAE prompt tokens placed after the video.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -194,16 +192,11 @@ class TVAU(nn.Module):
         """Write AHD, RAE and LoRA weights (a few tens of MB on the 7B) atomically."""
         from safetensors.torch import save_file
 
+        from tvau.storage import atomic_path
+
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-        os.close(fd)
-        try:
-            save_file(self.adapter_state_dict(), tmp, metadata={"tvau": json.dumps(self._adapter_meta())})
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic_path(path) as tmp:
+            save_file(self.adapter_state_dict(), str(tmp), metadata={"tvau": json.dumps(self._adapter_meta())})
         return path
 
     def load_adapters(self, path: str | Path) -> None:
