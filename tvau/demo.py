@@ -72,8 +72,9 @@ def baseline_section(records, out: Path, params) -> tuple[Section, dict]:
     rec = max(records, key=lambda r: int(r.frame_labels.sum()))
     heat = heatmaps(rec, params.metrics.baseline)
     idx = np.linspace(0, rec.num_frames - 1, 6).round().astype(int)
-    frames = [f for i, f in enumerate(rec.iter_frames()) if i in set(idx.tolist())]
-    masks = [m for i, m in enumerate(rec.iter_anomaly_masks()) if i in set(idx.tolist())]
+    wanted = set(idx.tolist())
+    frames = [f for i, f in enumerate(rec.iter_frames()) if i in wanted]
+    masks = [m for i, m in enumerate(rec.iter_anomaly_masks()) if i in wanted]
     tiles, labels = [], []
     for i, f, m in zip(idx, frames, masks):
         tiles += [overlay(f, heat[i]), outline(f, m)]
