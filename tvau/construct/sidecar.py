@@ -10,7 +10,6 @@ Real UBnormal has only the names table; ShanghaiTech has neither.
 
 from __future__ import annotations
 
-import csv
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -91,15 +90,8 @@ def load_attributes(root: str | Path) -> dict[tuple[str, int], ObjectAttributes]
 
 
 def load_object_names(root: str | Path) -> dict[tuple[str, int], str]:
-    """{(video, object_id): name} from object_names.csv; empty when absent."""
-    path = Path(root) / "object_names.csv"
-    out: dict[tuple[str, int], str] = {}
-    if not path.exists():
-        return out
-    with open(path, newline="", encoding="utf-8") as fh:
-        for lineno, row in enumerate(csv.DictReader(fh), 2):
-            try:
-                out[(row["video"], int(row["object_id"]))] = row["name"].strip()
-            except (KeyError, ValueError, AttributeError) as exc:
-                raise ValueError(f"{path}:{lineno}: malformed row: {exc}") from None
-    return out
+    """{(video, object_id): name} from object_names.csv (parsed by the UBnormal reader); empty when absent."""
+    from tvau.data.ubnormal import read_object_names
+
+    return {(video, oid): name.strip() for video, names in read_object_names(Path(root) / "object_names.csv").items()
+            for oid, name in names.items()}

@@ -124,7 +124,8 @@ def _read_splits(folder: Path) -> dict[str, str] | None:
     return out
 
 
-def _read_object_names(path: Path) -> dict[str, dict[int, str]]:
+def read_object_names(path: Path) -> dict[str, dict[int, str]]:
+    """{video: {object_id: name}} from object_names.csv; empty when the file is absent."""
     if not path.exists():
         return {}
     out: dict[str, dict[int, str]] = {}
@@ -170,7 +171,7 @@ def read_ubnormal(root: str | Path, splits_dir: str | Path | None = None, load_t
     if not scenes:
         raise DatasetError(f"{root}: no Scene{{N}} folders: not a UBnormal-layout tree")
     splits = _read_splits(Path(splits_dir) if splits_dir else root)
-    names = _read_object_names(root / "object_names.csv")
+    names = read_object_names(root / "object_names.csv")
     videos = [v for d in scenes for v in sorted(d.glob("*.mp4"), key=lambda p: _natural(p.name))]
     if not videos:
         raise DatasetError(f"{root}: no videos (Scene*/*.mp4)")
