@@ -7,6 +7,8 @@ motion states follow the thesis' timeline wording (METHOD.md section 8).
 
 from __future__ import annotations
 
+import numpy as np
+
 # The 12 event classes of the anchor prompt set (METHOD.md section 3), in the paper's order.
 EVENT_CLASSES: tuple[str, ...] = (
     "person running",
@@ -65,8 +67,13 @@ REGIONS_3X3: tuple[str, ...] = (
 SPLITS: tuple[str, ...] = ("train", "validation", "test")
 
 
+def regions_of(cx, cy, width, height) -> np.ndarray:
+    """The 3x3 grid words for points (cx, cy) in frames of the given sizes (arrays broadcast)."""
+    col = np.clip((3 * np.asarray(cx, dtype=np.float64) / width).astype(np.int64), 0, 2)
+    row = np.clip((3 * np.asarray(cy, dtype=np.float64) / height).astype(np.int64), 0, 2)
+    return np.asarray(REGIONS_3X3)[3 * row + col]
+
+
 def region_of(cx: float, cy: float, width: int, height: int) -> str:
     """The 3x3 grid word for a point (cx, cy) in a frame of the given size."""
-    col = min(2, max(0, int(3 * cx / width)))
-    row = min(2, max(0, int(3 * cy / height)))
-    return REGIONS_3X3[3 * row + col]
+    return str(regions_of(cx, cy, width, height))

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 from pandera.typing import Series
@@ -153,9 +152,8 @@ class TrackPoints(_Boxes):
 
     @pa.dataframe_check
     def region_matches_centroid(cls, df: pd.DataFrame) -> Series[bool]:
-        col = np.clip((3 * df["cx"] / df["width"]).astype(int), 0, 2)
-        row = np.clip((3 * df["cy"] / df["height"]).astype(int), 0, 2)
-        words = np.asarray(vocab.REGIONS_3X3)[(3 * row + col).to_numpy()]
+        words = vocab.regions_of(df["cx"].to_numpy(), df["cy"].to_numpy(), df["width"].to_numpy(),
+                                 df["height"].to_numpy())
         return pd.Series(words == df["region"].to_numpy(), index=df.index)
 
 
