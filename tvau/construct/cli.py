@@ -7,7 +7,9 @@ counts to a metrics file that DVC shows (`dvc metrics show`) but does not cache.
 
 from __future__ import annotations
 
+import contextlib
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import typer
@@ -19,12 +21,24 @@ DATA = typer.Option(Path("data/synth"), "--data", help="Footage root (UBnormal o
 CONSTRUCT = typer.Option(Path("data/construct"), "--construct", help="Directory of the construction tables.")
 
 
-def _metrics(path: Path | None, stage: str, seconds: float, stats: dict) -> None:
-    if path is None:
-        return
-    from tvau.storage import write_json
+@contextlib.contextmanager
+def _stage(name: str, metrics: Path | None) -> Iterator[dict]:
+    """Run one stage's body: a readable error (exit 1) instead of a traceback for bad input, then
+    the wall time and the counts the body put in the yielded dict go to the metrics file and the
+    terminal."""
+    from tvau.quality.tables import DataQualityError
 
-    write_json(path, {"stage": stage, "seconds": round(seconds, 2), **stats})
+    t0 = time.perf_counter()
+    stats: dict = {}
+    try:
+        yield stats
+    except (DataQualityError, ValueError, FileNotFoundError) as exc:
+        _fail(exc)
+    if metrics is not None:
+        from tvau.storage import write_json
+
+        write_json(metrics, {"stage": name, "seconds": round(time.perf_counter() - t0, 2), **stats})
+    typer.echo(f"{name}: {stats}")
 
 
 def _records(data: Path, dataset: str) -> dict:
@@ -53,23 +67,18 @@ def annotate(
     from tvau.construct.annotators import make_annotator
     from tvau.construct.frames import annotate_dataset, video_kinds
     from tvau.construct.sidecar import load_attributes
-    from tvau.quality.tables import DataQualityError, write_tables
+    from tvau.quality.tables import write_tables
 
-    t0 = time.perf_counter()
     p = load_params(params)
-    try:
+    with _stage("annotate", metrics) as stats:
         records = _records(data, p.construct.dataset)
         annotator = make_annotator(p.construct, data, p.model)
         tables = annotate_dataset(
             list(records.values()), annotator, p.construct, video_kinds(load_attributes(data)), progress
         )
-        stats = {"videos": len(tables["videos"]), "frames": len(tables["frames"]),
-                 "detections": len(tables["detections"]), **dict(annotator.stats)}
+        stats.update(videos=len(tables["videos"]), frames=len(tables["frames"]),
+                     detections=len(tables["detections"]), **dict(annotator.stats))
         write_tables(tables, out, extras={"stats": stats})
-    except (DataQualityError, ValueError, FileNotFoundError) as exc:
-        _fail(exc)
-    _metrics(metrics, "annotate", time.perf_counter() - t0, stats)
-    typer.echo(f"annotate: {stats}")
 
 
 @app.command("timelines")
@@ -83,18 +92,14 @@ def timelines(
     """Stage 2: link objects across frames -> track_points and timelines tables."""
     from tvau.config import load_params
     from tvau.construct.timelines import build_timelines
-    from tvau.quality.tables import DataQualityError, read_tables, write_tables
+    from tvau.quality.tables import read_tables, write_tables
 
-    t0 = time.perf_counter()
     p = load_params(params)
-    try:
+    with _stage("timelines", metrics) as stats:
         t = read_tables(annotations, ["videos", "detections"])
-        tables, stats = build_timelines(t["videos"], t["detections"], p.construct, progress)
+        tables, counts = build_timelines(t["videos"], t["detections"], p.construct, progress)
+        stats.update(counts)
         write_tables(tables, out, extras={"stats": stats})
-    except (DataQualityError, ValueError, FileNotFoundError) as exc:
-        _fail(exc)
-    _metrics(metrics, "timelines", time.perf_counter() - t0, stats)
-    typer.echo(f"timelines: {stats}")
 
 
 @app.command("refine")
@@ -110,24 +115,19 @@ def refine(
     from tvau.config import load_params
     from tvau.construct.annotators import make_annotator
     from tvau.construct.refine import refine_targets
-    from tvau.quality.tables import DataQualityError, read_tables, write_tables
+    from tvau.quality.tables import read_tables, write_tables
 
-    t0 = time.perf_counter()
     p = load_params(params)
-    try:
+    with _stage("refine", metrics) as stats:
         a = read_tables(construct / "annotations", ["videos"])
         tl = read_tables(construct / "timelines", ["timelines", "track_points"])
         records = _records(data, p.construct.dataset)
         annotator = make_annotator(p.construct, data, p.model)
-        targets, stats = refine_targets(
+        targets, counts = refine_targets(
             records, a["videos"], tl["timelines"], tl["track_points"], annotator, p.construct, progress
         )
-        stats |= dict(annotator.stats)
+        stats.update(counts, **dict(annotator.stats))
         write_tables({"targets": targets}, out, extras={"stats": stats})
-    except (DataQualityError, ValueError, FileNotFoundError) as exc:
-        _fail(exc)
-    _metrics(metrics, "refine", time.perf_counter() - t0, stats)
-    typer.echo(f"refine: {stats}")
     for r in targets.loc[~targets["kept"]].itertuples():
         typer.echo(f"  dropped {r.video} track {r.track_id}: {r.drop_reason}")
 
@@ -149,25 +149,20 @@ def build(
 
     from tvau.config import load_params
     from tvau.construct.build import build_training_sets, write_manifest
-    from tvau.quality.tables import DataQualityError, read_tables
+    from tvau.quality.tables import read_tables
     from tvau.storage import atomic_dir
 
-    t0 = time.perf_counter()
     p = load_params(params)
     if not report.exists():
         _fail(FileNotFoundError(f"{report}: no quality report; run `tvau quality validate` first"))
     verdict = json.loads(report.read_text())
     if not verdict.get("passed"):
         _fail(RuntimeError(f"{report}: the data-quality gate failed; {out} is left untouched"))
-    try:
+    with _stage("build", metrics) as stats:
         tables = read_tables(construct / "annotations", ["videos"])
         tables |= read_tables(construct / "timelines", ["timelines", "track_points"])
         tables |= read_tables(construct / "refined", ["targets"])
         records = _records(data, p.construct.dataset)
         with atomic_dir(out) as tmp:
-            stats = build_training_sets(records, tables, p.clip, p.construct, Path(tmp), progress)
+            stats.update(build_training_sets(records, tables, p.clip, p.construct, Path(tmp), progress))
             write_manifest(Path(tmp), stats)
-    except (DataQualityError, ValueError, FileNotFoundError) as exc:
-        _fail(exc)
-    _metrics(metrics, "build", time.perf_counter() - t0, stats)
-    typer.echo(f"build: {stats}")
