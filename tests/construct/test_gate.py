@@ -81,3 +81,168 @@ def test_gate_passes_then_blocks_a_broken_table(workdir, tiny_synth):
     assert res.exit_code == 1 and "gate failed" in res.output
     after = {p.relative_to(root / "train"): p.read_bytes() for p in (root / "train").rglob("*") if p.is_file()}
     assert after == built  # nothing downstream was overwritten
+
+
+# ---------------------------------------------------------------- the gate fails closed (issue 11)
+#
+# Each case starts from a copy of the construction tables that passes, so the only problem is the
+# one planted. "No traceback" = the command ended through typer's Exit, not an uncaught exception.
+
+
+@pytest.fixture
+def fresh(stages, tmp_path):
+    root = tmp_path
+    shutil.copytree(stages["dir"], root / "construct")
+    (root / "params.yaml").write_text(yaml.safe_dump({"quality": {"docs_dir": str(root / "docs")}}))
+    return root
+
+
+def _validate_cmd(root, *extra):
+    return CliRunner().invoke(
+        app,
+        ["quality", "validate", "--construct", str(root / "construct"), "--out", str(root / "quality"),
+         "--params", str(root / "params.yaml"), *extra],
+    )
+
+
+def _clean_exit(res, code):
+    assert res.exit_code == code, res.output
+    assert res.exception is None or isinstance(res.exception, SystemExit), repr(res.exception)
+    assert "Traceback" not in res.output
+
+
+def _report(root):
+    return json.loads((root / "quality" / "report.json").read_text())
+
+
+def _checks(report):
+    return {(f["table"], f["check"]) for f in report["failures"]}
+
+
+def _not_run(report):
+    return {(n["check"], n["table"]) for n in report["not_run"]}
+
+
+def _passing(root):
+    res = _validate_cmd(root, "--no-docs")
+    _clean_exit(res, 0)
+    assert _report(root)["passed"]
+
+
+def test_box_outside_frame_and_dropped_column_fail_closed_and_build_refuses(fresh, tiny_synth):
+    """The issue's reproduction: after a passing validation, a box outside the frame and the
+    `height` column dropped from detections. Was: KeyError traceback, report still `passed: true`,
+    build exit 0 on the bad tables."""
+    root = fresh
+    _passing(root)
+    det_path = root / "construct" / "annotations" / "detections.parquet"
+    det = pd.read_parquet(det_path)
+    det.loc[3, "x2"] = det.loc[3, "width"] + 5
+    det.drop(columns=["height"]).to_parquet(det_path)
+    res = _validate_cmd(root)  # with the Great Expectations suite: it must not crash either
+    _clean_exit(res, 1)
+    report = _report(root)
+    assert report["passed"] is False
+    assert any(f["table"] == "detections" and "height" in f["columns"] for f in report["failures"])
+    # the cross-table rules that need detections are reported as not run, the others ran
+    assert ("video_known", "detections") in _not_run(report)
+    assert ("matches_video_size_and_length", "detections") in _not_run(report)
+    assert ("matches_video_size_and_length", "track_points") not in _not_run(report)
+    assert "not run: matches_video_size_and_length [detections]" in res.output
+    res = _build(root, tiny_synth)
+    _clean_exit(res, 1)
+    assert "gate failed" in res.output and not (root / "train").exists()
+
+
+def test_missing_num_frames_column_is_a_failure_not_a_crash(fresh):
+    root = fresh
+    path = root / "construct" / "annotations" / "videos.parquet"
+    pd.read_parquet(path).drop(columns=["num_frames"]).to_parquet(path)
+    res = _validate_cmd(root, "--no-docs")
+    _clean_exit(res, 1)
+    report = _report(root)
+    assert any(f["table"] == "videos" and "num_frames" in f["columns"] for f in report["failures"])
+    # every cross-table rule reads the videos table: none of them ran
+    assert {c for c, _ in _not_run(report)} >= {
+        "video_known", "split_disjoint", "frames_cover_video", "labels_match_video",
+        "matches_video_size_and_length"}
+
+
+def test_duplicate_video_row_is_a_failure_not_a_crash(fresh):
+    root = fresh
+    path = root / "construct" / "annotations" / "videos.parquet"
+    v = pd.read_parquet(path)
+    pd.concat([v, v.iloc[[0]]], ignore_index=True).to_parquet(path)
+    res = _validate_cmd(root, "--no-docs")
+    _clean_exit(res, 1)
+    report = _report(root)
+    assert any(f["table"] == "videos" and "video" in f["columns"] for f in report["failures"])
+    assert ("frames_cover_video", "frames") in _not_run(report)
+
+
+def test_corrupt_parquet_is_a_failure_naming_the_file(fresh):
+    root = fresh
+    path = root / "construct" / "timelines" / "track_points.parquet"
+    path.write_bytes(path.read_bytes()[: 200])  # truncated: not Parquet any more
+    res = _validate_cmd(root, "--no-docs")
+    _clean_exit(res, 1)
+    report = _report(root)
+    assert ("track_points", "readable_parquet") in _checks(report)
+    assert "track_points.parquet" in res.output
+    assert ("matches_video_size_and_length", "track_points") in _not_run(report)
+    assert "track_points" not in report["inputs"]
+
+
+def test_corrupt_stats_json_is_a_failure_not_a_crash(fresh):
+    root = fresh
+    (root / "construct" / "refined" / "stats.json").write_text('{"targets": 3,')
+    res = _validate_cmd(root, "--no-docs")
+    _clean_exit(res, 1)
+    assert ("refined/stats.json", "readable_json") in _checks(_report(root))
+
+
+def test_old_report_is_invalidated_before_validation_starts(fresh, tiny_synth):
+    """A validation that cannot even start (a broken params file) leaves no passing report behind."""
+    root = fresh
+    _passing(root)
+    good = (root / "params.yaml").read_text()
+    (root / "params.yaml").write_text("quality: {max_drop_fraction: 7}\n")
+    res = _validate_cmd(root, "--no-docs")
+    _clean_exit(res, 2)
+    assert "max_drop_fraction" in res.output
+    assert not (root / "quality" / "report.json").exists()
+    (root / "params.yaml").write_text(good)
+    res = _build(root, tiny_synth)
+    _clean_exit(res, 1)
+    assert "no quality report" in res.output and not (root / "train").exists()
+
+
+def test_build_on_a_corrupt_report_is_one_line_exit_2(fresh, tiny_synth):
+    root = fresh
+    _passing(root)
+    report = root / "quality" / "report.json"
+    report.write_text(report.read_text()[:50])
+    res = _build(root, tiny_synth)
+    _clean_exit(res, 2)
+    assert str(report) in res.output and "not valid JSON" in res.output
+    assert len(res.output.strip().splitlines()) == 1 and not (root / "train").exists()
+
+
+def test_build_refuses_tables_the_report_did_not_vouch_for(fresh, tiny_synth):
+    """A table rewritten after a passing validation (here: same rows, other bytes) is refused by
+    name; so is a report from before digests were recorded."""
+    root = fresh
+    _passing(root)
+    path = root / "construct" / "refined" / "targets.parquet"
+    pd.read_parquet(path).to_parquet(path, compression="gzip")
+    res = _build(root, tiny_synth)
+    _clean_exit(res, 1)
+    assert "targets.parquet" in res.output and "changed since the quality report" in res.output
+    assert not (root / "train").exists()
+    _passing(root)  # validated again: now the report covers these bytes
+    report = _report(root)
+    del report["inputs"]
+    (root / "quality" / "report.json").write_text(json.dumps(report))
+    res = _build(root, tiny_synth)
+    _clean_exit(res, 1)
+    assert "records no table digests" in res.output and not (root / "train").exists()

@@ -8,10 +8,13 @@ table fails: the check runs before the atomic write.
 
 from __future__ import annotations
 
+import hashlib
+import io
 from pathlib import Path
 
 import pandas as pd
 import pandera.pandas as pa
+import pyarrow
 
 from tvau.quality.schemas import CHECK_COLUMNS, ROW_KEYS, SCHEMAS
 from tvau.storage import atomic_path
@@ -110,12 +113,37 @@ def write_table(name: str, df: pd.DataFrame, path: str | Path) -> pd.DataFrame:
     return df
 
 
-def read_table(name: str, path: str | Path) -> pd.DataFrame:
-    """Read Parquet and validate it; a missing file is an error naming it."""
+class StaleTableError(ValueError):
+    """A table's bytes are not the ones a quality report vouched for."""
+
+
+def load_parquet(name: str, path: str | Path) -> tuple[pd.DataFrame, str]:
+    """Read a Parquet file once, without validating it: the frame and the SHA-256 of exactly the
+    bytes it was parsed from (so a digest check and the data read can never disagree). A missing
+    file is FileNotFoundError; a file that is not readable Parquet is a DataQualityError naming
+    it (check `readable_parquet`)."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: table '{name}' not found (run the stage that writes it)")
-    df = pd.read_parquet(path)
+    data = path.read_bytes()
+    try:
+        df = pd.read_parquet(io.BytesIO(data))
+    except (pyarrow.ArrowException, OSError, ValueError) as exc:
+        failure = {"table": name, "check": "readable_parquet", "columns": [], "num_rows": 0,
+                   "rows": [f"{path}: {type(exc).__name__}: {exc}"], "failure_cases": [""]}
+        raise DataQualityError(f"{path}: table '{name}' is not readable Parquet: {exc}", [failure]) from None
+    return df, hashlib.sha256(data).hexdigest()
+
+
+def read_table(name: str, path: str | Path, expect_sha256: str | None = None) -> pd.DataFrame:
+    """Read Parquet and validate it; a missing or unreadable file is an error naming it. With
+    `expect_sha256`, the bytes read must be exactly those (else StaleTableError)."""
+    df, digest = load_parquet(name, path)
+    if expect_sha256 is not None and digest != expect_sha256:
+        raise StaleTableError(
+            f"{path}: table '{name}' changed since the quality report vouched for it "
+            f"(sha256 {digest[:12]}..., report {expect_sha256[:12]}...); run `tvau quality validate` again"
+        )
     return validate(name, df, where=f"{path} (read)")
 
 
