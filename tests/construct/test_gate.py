@@ -246,3 +246,63 @@ def test_build_refuses_tables_the_report_did_not_vouch_for(fresh, tiny_synth):
     res = _build(root, tiny_synth)
     _clean_exit(res, 1)
     assert "records no table digests" in res.output and not (root / "train").exists()
+
+
+# ------------------------------------------------- every cross-table rule, one planted violation each
+
+
+def _tables(stages) -> dict[str, pd.DataFrame]:
+    return {n: stages[n].copy() for n in ("videos", "frames", "detections", "track_points", "timelines", "targets")}
+
+
+def _rules(tables, **cfg) -> set[tuple[str, str]]:
+    from tvau.quality.config import QualityConfig
+    from tvau.quality.validate import cross_table_checks
+
+    failures, not_run = cross_table_checks(tables, QualityConfig(**cfg))
+    assert not_run == []
+    return {(f["table"], f["check"]) for f in failures}
+
+
+def test_clean_tables_break_no_cross_table_rule(stages):
+    assert _rules(_tables(stages)) == set()
+
+
+def test_rule_video_known(stages):
+    t = _tables(stages)
+    t["timelines"] = pd.concat([t["timelines"], t["timelines"].iloc[[0]].assign(video="v_ghost")], ignore_index=True)
+    assert _rules(t) == {("timelines", "video_known")}
+
+
+def test_rule_frames_cover_video(stages):
+    t = _tables(stages)
+    fr = t["frames"]
+    last = fr[(fr["video"] == fr["video"].iloc[0]) & (fr["label"] == 0)].index[-1]  # an unlabelled frame
+    t["frames"] = fr.drop(index=last)
+    assert _rules(t) == {("frames", "frames_cover_video")}
+
+
+def test_rule_labels_match_video(stages):
+    t = _tables(stages)
+    t["frames"].loc[t["frames"].index[t["frames"]["label"] == 0][0], "label"] = 1
+    assert _rules(t) == {("frames", "labels_match_video")}
+
+
+@pytest.mark.parametrize("column", ["width", "height", "frame"])
+def test_rule_matches_video_size_and_length(stages, column):
+    t = _tables(stages)
+    for name in ("detections", "track_points"):
+        df = t[name]
+        v = t["videos"].set_index("video").loc[df.at[0, "video"]]
+        df.loc[0, column] = {"width": v.width * 2, "height": v.height + 1, "frame": v.num_frames}[column]
+        assert _rules(t) == {(name, "matches_video_size_and_length")}
+        t[name] = stages[name].copy()
+
+
+def test_rule_abnormal_videos_per_split(stages):
+    v = stages["videos"]
+    per = v[v["is_anomalous"]].groupby("split").size().reindex(["train", "validation", "test"], fill_value=0)
+    t = _tables(stages)
+    assert _rules(t, min_abnormal_videos_per_split=int(per.min())) == set()
+    failures = _rules(t, min_abnormal_videos_per_split=int(per.min()) + 1)
+    assert failures == {("videos", "abnormal_videos_per_split")}
