@@ -69,13 +69,39 @@ def test_track_detected_through_one_region_in_ten():
     assert res.tbdc == pytest.approx(0.5)
 
 
-def test_beta_share_is_not_fooled_by_float_rounding():
-    # 0.1 * 30 = 3.0000000000000004 in floats; 3 of 30 regions is exactly the 10% share.
+def test_beta_share_boundary_is_inclusive():
+    # 3 of 30 regions is exactly the 10% share (c / n >= beta). Here 0.1 * 30 is exactly 3.0 in
+    # floats, so this case does not exercise the rounding guard: the next test does.
     gt = {"v": track(1, range(30), BOX)}
     det = {"v": dets(*[(f, *BOX, 0.9) for f in range(3)])}
     assert rbdc_tbdc(gt, det, num_frames=100).tbdc == pytest.approx(1.0)
     det2 = {"v": dets(*[(f, *BOX, 0.9) for f in range(2)])}
     assert rbdc_tbdc(gt, det2, num_frames=100).tbdc == pytest.approx(0.0)
+
+
+@pytest.mark.parametrize("beta, n", [(0.55, 100), (0.07, 100), (0.14, 50), (0.28, 25)])
+def test_beta_share_is_not_fooled_by_float_rounding(beta, n):
+    # beta * n lands just above an integer in floats (0.55 * 100 = 55.00000000000001), so a bare
+    # ceil(beta * n) asks for one region too many: k = round(beta * n) of n regions reach the share
+    # exactly (k / n >= beta holds in floats too) and must count; k - 1 must not.
+    k = round(beta * n)
+    assert beta * n > k and k / n >= beta  # the premise: the float product overshoots
+    gt = {"v": track(1, range(n), BOX)}
+    hit = {"v": dets(*[(f, *BOX, 0.9) for f in range(k)])}
+    assert rbdc_tbdc(gt, hit, num_frames=200, beta=beta).tbdc == pytest.approx(1.0)
+    short = {"v": dets(*[(f, *BOX, 0.9) for f in range(k - 1)])}
+    assert rbdc_tbdc(gt, short, num_frames=200, beta=beta).tbdc == 0.0
+
+
+def test_tied_step_reaching_fpr_exactly_one_keeps_its_hit():
+    # One score step holds two false positives (frame 1, no ground truth) and the only hit: on 2
+    # frames it ends at FPR 2/2 = 1.0 exactly, inside [0, 1], so the curve runs (0, 0) -> (1, 1)
+    # and the area is 0.5. Were FPR 1 excluded (< 1 instead of <= 1) the hit would be lost: 0.
+    gt = {"v": track(1, [0], BOX)}
+    det = {"v": dets((1, 40, 40, 49, 49, 0.5), (1, 0, 0, 3, 3, 0.5), (0, *BOX, 0.5))}
+    res = rbdc_tbdc(gt, det, num_frames=2)
+    np.testing.assert_array_equal(res.fpr, [0.0, 1.0])
+    assert res.rbdc == pytest.approx(0.5) and res.tbdc == pytest.approx(0.5)
 
 
 @pytest.mark.parametrize(
