@@ -6,16 +6,24 @@ import hashlib
 
 import pytest
 
-from tvau.storage import atomic_dir, atomic_open, checksums, get_file, put_file, read_jsonl, sha256_file, write_jsonl
+from tvau.storage import (
+    atomic_dir,
+    atomic_open,
+    checksums,
+    get_file,
+    put_file,
+    read_jsonl,
+    sha256_file,
+    write_jsonl,
+)
 
 
 def test_atomic_open_keeps_the_old_file_on_error(tmp_path):
     path = tmp_path / "a.txt"
     path.write_text("old")
-    with pytest.raises(RuntimeError):
-        with atomic_open(path) as fh:
-            fh.write("new, half written")
-            raise RuntimeError("crash")
+    with pytest.raises(RuntimeError), atomic_open(path) as fh:
+        fh.write("new, half written")
+        raise RuntimeError("crash")
     assert path.read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["a.txt"]
     with atomic_open(path) as fh:
@@ -27,10 +35,9 @@ def test_atomic_dir_swaps_whole_directories(tmp_path):
     out = tmp_path / "out"
     with atomic_dir(out) as d:
         (d / "one").write_text("1")
-    with pytest.raises(ValueError):
-        with atomic_dir(out) as d:
-            (d / "two").write_text("2")
-            raise ValueError("crash")
+    with pytest.raises(ValueError), atomic_dir(out) as d:
+        (d / "two").write_text("2")
+        raise ValueError("crash")
     assert sorted(p.name for p in out.iterdir()) == ["one"]
     with atomic_dir(out) as d:
         (d / "three").write_text("3")

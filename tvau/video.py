@@ -7,6 +7,7 @@ first frames seeks to the nearest keyframe instead of decoding from the beginnin
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
@@ -17,7 +18,36 @@ import numpy as np
 
 
 class VideoError(ValueError):
-    """A video file that cannot be opened or decoded; the message names the file."""
+    """A video file that cannot be opened or decoded (the message names the file), or an encoder
+    this FFmpeg build does not have."""
+
+
+DEFAULT_CODEC = "libx264"  # H.264, the default of VideoWriter and of params.yaml synth.codec
+FALLBACK_CODEC = "mpeg4"  # MPEG-4 part 2: built into every FFmpeg, used only in place of the default
+
+
+def has_encoder(name: str) -> bool:
+    """Whether this PyAV/FFmpeg build can encode with `name`."""
+    try:
+        av.Codec(name, "w")
+    except ValueError:  # av.codec.codec.UnknownCodecError
+        return False
+    return True
+
+
+def resolve_codec(codec: str) -> str:
+    """The encoder to write `codec` with: the codec itself when this build has it; MPEG-4 in place
+    of the default H.264 when libx264 is missing (said on stderr: output is byte-identical for a
+    given seed per codec, not across codecs). Any other missing encoder, a typo included, is an
+    error rather than a silent change of format."""
+    if has_encoder(codec):
+        return codec
+    if codec == DEFAULT_CODEC and has_encoder(FALLBACK_CODEC):
+        print(f"warning: this PyAV/FFmpeg build has no H.264 encoder ({DEFAULT_CODEC}); "
+              f"writing MPEG-4 ({FALLBACK_CODEC}) instead", file=sys.stderr, flush=True)
+        return FALLBACK_CODEC
+    raise VideoError(f"video codec {codec!r}: no such encoder in this PyAV/FFmpeg build "
+                     f"(use {DEFAULT_CODEC!r}, or {FALLBACK_CODEC!r})")
 
 
 @dataclass(frozen=True)
@@ -63,6 +93,8 @@ def iter_frames(path: str | Path, start: int = 0, stop: int | None = None) -> It
     if stop is not None and stop <= start:
         return
     with _open(path) as container:
+        if not container.streams.video:
+            raise VideoError(f"{path}: no video stream")
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
         fps = float(stream.average_rate or stream.base_rate or 25)
@@ -105,20 +137,17 @@ class VideoWriter:
     """Encode RGB frames to a video file (H.264 in mp4 by default; yuv420p, constant frame rate).
 
     Usage: `with VideoWriter(path, fps, width, height) as w: w.write(frame)`. `threads=1` keeps
-    the encoder bit-exact between runs (x264 with several threads is not guaranteed to be)."""
+    the encoder bit-exact between runs (x264 with several threads is not guaranteed to be). The
+    encoder actually used is `self.codec` (see resolve_codec: only the default falls back)."""
 
     def __init__(self, path: str | Path, fps: float, width: int, height: int,
-                 codec: str = "libx264", crf: int = 20, threads: int = 1) -> None:
+                 codec: str = DEFAULT_CODEC, crf: int = 20, threads: int = 1) -> None:
         self.path = Path(path)
         self.width, self.height = width, height
+        self.codec = resolve_codec(codec)  # before opening: a bad codec leaves no file behind
         self._container = av.open(str(self.path), mode="w")
         rate = Fraction(fps).limit_denominator(1001)
-        try:
-            self._stream = self._container.add_stream(codec, rate=rate)
-        except (av.FFmpegError, ValueError):
-            if codec == "mpeg4":
-                raise
-            self._stream = self._container.add_stream("mpeg4", rate=rate)  # fallback: no libx264
+        self._stream = self._container.add_stream(self.codec, rate=rate)
         s = self._stream
         s.width, s.height, s.pix_fmt = width, height, "yuv420p"
         if s.codec_context.name == "libx264":

@@ -44,3 +44,51 @@ def test_unreadable_video(tmp_path):
     bad.write_bytes(b"not a video")
     with pytest.raises(VideoError, match=str(bad)):
         probe(bad)
+
+
+# ------------------------------------------------------------- codecs: no silent fallback (issue 11)
+
+
+def test_unknown_codec_is_an_error_not_a_silent_mpeg4(tmp_path):
+    path = tmp_path / "v.mp4"
+    with pytest.raises(VideoError, match="'libx246'"):
+        VideoWriter(path, 24, 64, 64, codec="libx246")  # a typo of libx264
+    assert not path.exists()
+
+
+def test_default_h264_falls_back_to_mpeg4_saying_so(tmp_path, monkeypatch, capsys):
+    # A PyAV build without libx264 (simulated: only the availability answer changes; the MPEG-4
+    # encoder that then writes the file is the real one).
+    import tvau.video
+
+    monkeypatch.setattr(tvau.video, "has_encoder", lambda name: name != "libx264")
+    path = tmp_path / "v.mp4"
+    with VideoWriter(path, 24, 64, 48) as w:
+        assert w.codec == "mpeg4"
+        for _ in range(3):
+            w.write(np.full((48, 64, 3), 128, np.uint8))
+    assert "no H.264 encoder" in capsys.readouterr().err
+    with av.open(str(path)) as c:
+        assert c.streams.video[0].codec_context.name == "mpeg4"
+    assert probe(path).num_frames == 3
+    # only the default falls back: any other missing encoder stays an error
+    monkeypatch.setattr(tvau.video, "has_encoder", lambda name: False)
+    with pytest.raises(VideoError, match="'libx264'"):
+        VideoWriter(tmp_path / "w.mp4", 24, 64, 48)
+
+
+def test_available_codec_is_used_as_named(tmp_path):
+    with VideoWriter(tmp_path / "v.mp4", 24, 64, 48, codec="mpeg4") as w:
+        w.write(np.zeros((48, 64, 3), np.uint8))
+    with VideoWriter(tmp_path / "x.mp4", 24, 64, 48) as w:
+        w.write(np.zeros((48, 64, 3), np.uint8))
+    assert w.codec == "libx264"
+
+
+def test_audio_only_and_empty_files_are_video_errors(tmp_path, audio_only_mp4):
+    audio = audio_only_mp4
+    empty = tmp_path / "empty.mp4"
+    empty.write_bytes(b"")
+    for path in (audio, empty):
+        with pytest.raises(VideoError, match=str(path)):
+            list(iter_frames(path))

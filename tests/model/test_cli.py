@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -54,6 +56,32 @@ def test_heatmap_command_writes_frame_heatmap(tmp_path, tiny_cfg):
     assert r.exit_code == 0, r.output
     h = np.load(out)
     assert h.shape == (8, 56, 84) and h.min() >= 0 and h.max() <= 1
+
+
+def test_heatmap_on_bad_video_files_is_one_line_exit_2(tmp_path, tiny_cfg, audio_only_mp4):
+    """A zero-byte file (was: a PyAV traceback) and an audio-only mp4 (was: IndexError)."""
+    empty = tmp_path / "empty.mp4"
+    empty.write_bytes(b"")
+    params = str(_params(tmp_path, tiny_cfg))
+    for video, problem in ((empty, "cannot open video"), (audio_only_mp4, "no video stream")):
+        r = CliRunner().invoke(app, ["model", "heatmap", "--video", str(video), "--params", params])
+        assert r.exit_code == 2 and isinstance(r.exception, SystemExit), r.output
+        lines = r.stderr.strip().splitlines()
+        assert len(lines) == 1 and str(video) in lines[0] and problem in lines[0], r.stderr
+        assert r.stdout == ""
+
+
+def test_info_json_on_a_fresh_cache_prints_only_json(tmp_path):
+    """The first run builds the embedded backbone, which imports DeepSpeed (through transformers),
+    whose logger writes a warning to stdout: it must not land before the JSON. A real process, so
+    the file descriptors are the real ones."""
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump({"model": {"cache_dir": str(tmp_path / "models")}}))
+    res = subprocess.run([sys.executable, "-m", "tvau.cli", "model", "info", "--json", "--params", str(params)],
+                         capture_output=True, text=True, check=False, cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    d = json.loads(res.stdout)  # the whole of stdout is one JSON document
+    assert d["arch"] == "embedded:tiny" and (tmp_path / "models").exists()
 
 
 def test_params_yaml_mirrors_model_config():

@@ -178,3 +178,31 @@ def test_existing_output_is_kept_and_crash_leaves_nothing(tiny_dataset, tmp_path
         gen.generate(target, TINY, SEED, workers=1, overwrite=True, progress=False)
     assert [p.name for p in target.iterdir()] == ["marker"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ds"]
+
+
+def test_codec_typo_is_refused_and_the_codec_used_is_recorded(tmp_path, tiny_dataset):
+    """`synth.codec: libx246` used to exit 0 with MPEG-4 files; now it is one line, exit 2, and
+    nothing is written. The codec actually used is in the manifest and in the stage metrics."""
+    import yaml
+    from typer.testing import CliRunner
+
+    from tvau.cli import app
+
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump({"synth": {"codec": "libx246"}}))
+    out = tmp_path / "ds"
+    res = CliRunner().invoke(app, ["synth", "--out", str(out), "--params", str(params), "--videos", "2",
+                                   "--size", "64", "--frames", "24", "--workers", "1"])
+    assert res.exit_code == 2 and isinstance(res.exception, SystemExit), res.output
+    assert "'libx246'" in res.stderr and len(res.stderr.strip().splitlines()) == 1
+    assert not out.exists() and list(tmp_path.iterdir()) == [params]
+    _, manifest = tiny_dataset
+    assert manifest["codec"] == "libx264"
+    params.write_text(yaml.safe_dump({"synth": {"codec": "mpeg4"}}))
+    metrics = tmp_path / "m" / "synth.json"
+    res = CliRunner().invoke(app, ["synth", "--out", str(out), "--params", str(params), "--videos", "2",
+                                   "--size", "64", "--frames", "24", "--workers", "1", "--metrics", str(metrics)])
+    assert res.exit_code == 0, res.output
+    m = json.loads(metrics.read_text())
+    assert m["codec"] == "mpeg4" and m["videos"] == 2 and "seconds" not in m
+    assert json.loads((out / "synth_manifest.json").read_text())["codec"] == "mpeg4"

@@ -8,9 +8,9 @@ as in the RBDC/TBDC tooling (METHOD.md section 9).
 from __future__ import annotations
 
 import abc
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 

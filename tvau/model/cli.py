@@ -3,10 +3,26 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import NoReturn
 
 import typer
 
 app = typer.Typer(no_args_is_help=True)
+
+def _user_error(message: str) -> NoReturn:
+    """Bad input: one line on stderr, exit status 2, no traceback."""
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code=2)
+
+
+def _load_params(path: Path):
+    from tvau.config import ParamsError, load_params
+
+    try:
+        return load_params(path)
+    except ParamsError as exc:
+        _user_error(str(exc))
+
 
 PARAMS_OPT = typer.Option(Path("params.yaml"), "--params", help="Parameters file (model section is used).")
 
@@ -20,14 +36,17 @@ def info_cmd(
     params: Path = PARAMS_OPT,
 ) -> None:
     """Parameter counts per module: AHD, RAE, LoRA and the frozen backbone."""
-    from tvau.config import load_params
+    import contextlib
+
+    from tvau.jsonout import stdout_to_stderr
     from tvau.model.info import format_json, info
 
-    p = load_params(params)
-    try:
-        d = info(arch, p.model)
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc), param_hint="--arch") from None
+    p = _load_params(params)
+    with stdout_to_stderr() if as_json else contextlib.nullcontext():
+        try:
+            d = info(arch, p.model)
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc), param_hint="--arch") from None
     if as_json:
         typer.echo(format_json(d))
         return
@@ -56,13 +75,15 @@ def heatmap_cmd(
 
     import numpy as np
 
-    from tvau.config import load_params
     from tvau.model.clips import read_clip, synthetic_clip
     from tvau.model.tvau import TVAU
 
-    p = load_params(params)
-    clip = (read_clip(video, p.clip.num_frames, (p.clip.height, p.clip.width)) if video
-            else synthetic_clip(p.clip.num_frames, p.clip.height, p.clip.width))
+    p = _load_params(params)
+    try:
+        clip = (read_clip(video, p.clip.num_frames, (p.clip.height, p.clip.width)) if video
+                else synthetic_clip(p.clip.num_frames, p.clip.height, p.clip.width))
+    except ValueError as exc:  # VideoError included: the message names the file
+        _user_error(str(exc))
     model = TVAU.from_params(p)
     t0 = time.perf_counter()
     enc = model.encode(clip)

@@ -32,6 +32,7 @@ def synth(
     workers: int | None = typer.Option(None, "--workers", help="Worker processes (default: CPU count). Does not change the output."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace OUT if it exists (swapped in only when complete)."),
     params: Path = typer.Option(Path("params.yaml"), "--params", help="Parameters file (synth section and seed)."),
+    metrics: Path | None = typer.Option(None, "--metrics", help="Write the counts and the video codec used here (JSON)."),
 ) -> None:
     """Render fixed-camera surveillance videos with pedestrians and anomaly events, with
     object-ID PNGs, tracks, split lists, object names, attributes and a manifest."""
@@ -41,14 +42,15 @@ def synth(
 
     from tvau.config import ParamsError, load_params
     from tvau.synth.generate import generate
+    from tvau.video import VideoError
 
     try:
         p = load_params(params)
     except ParamsError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(code=2) from None
-    overrides = {k: v for k, v in dict(videos=videos, size=size, scenes=scenes, frames=frames, fps=fps,
-                                        anomaly_fraction=anomaly_fraction).items() if v is not None}
+    overrides = {k: v for k, v in {"videos": videos, "size": size, "scenes": scenes, "frames": frames, "fps": fps,
+                                     "anomaly_fraction": anomaly_fraction}.items() if v is not None}
     if anomaly_mix is not None:
         overrides["anomaly_mix"] = _mix(anomaly_mix)
     try:
@@ -61,10 +63,16 @@ def synth(
     t0 = time.perf_counter()
     try:
         manifest = generate(out, cfg, seed, workers=workers, overwrite=overwrite)
-    except FileExistsError as exc:
+    except (FileExistsError, VideoError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(code=2) from None
     c = manifest["counts"]
+    if metrics is not None:
+        from tvau.storage import write_json
+
+        # The codec used is part of what the footage is (byte-identical per seed and codec); no
+        # wall time here, the file is tracked and must reproduce.
+        write_json(metrics, {"stage": "synthesise", "codec": manifest["codec"], **c})
     typer.echo(f"wrote {out}: {c['videos']} videos ({c['abnormal_videos']} abnormal), {c['frames']} frames, "
-               f"{c['anomalous_frames']} anomalous, {c['anomalous_objects']} anomalous objects "
+               f"{c['anomalous_frames']} anomalous, {c['anomalous_objects']} anomalous objects, {manifest['codec']} "
                f"in {time.perf_counter() - t0:.1f} s")

@@ -28,7 +28,9 @@ class SynthConfig(Section):
     validation_fraction: float = Field(0.2, ge=0, le=1)  # share in validation; the rest is test
     noise_sigma: float = Field(3.0, ge=0)  # sensor noise, grey levels (std of additive Gaussian)
     lighting_amplitude: float = Field(0.12, ge=0, lt=1)  # slow global brightness change, +- share
-    codec: str = "libx264"  # PyAV encoder; "mpeg4" is the fallback where libx264 is missing
+    # PyAV encoder. A name this build lacks is an error; only the default libx264 falls back (to
+    # mpeg4, with a warning, recorded as `codec` in the manifest and the stage metrics).
+    codec: str = "libx264"
     crf: int = Field(20, ge=0, le=51)  # H.264 constant rate factor (lower = better quality, bigger files)
 
     @field_validator("size")

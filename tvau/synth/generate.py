@@ -29,7 +29,7 @@ from tvau.synth.config import SynthConfig
 from tvau.synth.render import render_video
 from tvau.synth.scenarios import plan_video
 from tvau.synth.scene import make_scene
-from tvau.video import VideoWriter
+from tvau.video import VideoWriter, resolve_codec
 
 GENERATOR_VERSION = "1.0"
 SPLIT_FILES = {"train": "training", "validation": "validation", "test": "test"}  # UBnormal file words
@@ -91,8 +91,9 @@ def _spans(labels: list, visible: np.ndarray) -> list[list]:
     return out
 
 
-def build_video(job: VideoJob, cfg: SynthConfig, seed: int, root: Path) -> dict:
-    """Render one video and its annotations under root; return its objects and counts."""
+def build_video(job: VideoJob, cfg: SynthConfig, seed: int, root: Path, codec: str | None = None) -> dict:
+    """Render one video and its annotations under root; return its objects and counts. `codec`:
+    the encoder resolved once for the whole dataset (default: cfg.codec)."""
     cv2.setNumThreads(1)
     scene = make_scene(job.scene, cfg.size, np.random.default_rng([seed, 0, job.scene]))
     rng = np.random.default_rng([seed, 1, job.index])
@@ -103,7 +104,7 @@ def build_video(job: VideoJob, cfg: SynthConfig, seed: int, root: Path) -> dict:
     vdir = root / f"Scene{job.scene}"
     adir = vdir / f"{job.name}_annotations"
     adir.mkdir(parents=True, exist_ok=True)
-    with VideoWriter(vdir / f"{job.name}.mp4", cfg.fps, cfg.size, cfg.size, cfg.codec, cfg.crf) as writer:
+    with VideoWriter(vdir / f"{job.name}.mp4", cfg.fps, cfg.size, cfg.size, codec or cfg.codec, cfg.crf) as writer:
         for t, (frame, ids) in enumerate(render_video(scene, actors, T, rng, cfg.noise_sigma,
                                                       cfg.lighting_amplitude, pixels)):
             writer.write(frame)
@@ -137,7 +138,8 @@ def build_video(job: VideoJob, cfg: SynthConfig, seed: int, root: Path) -> dict:
             "anomalous_frames": int(labels.sum()), "_objects": objects}
 
 
-def _write_sidecars(root: Path, cfg: SynthConfig, seed: int, jobs: list[VideoJob], results: list[dict]) -> dict:
+def _write_sidecars(root: Path, cfg: SynthConfig, seed: int, jobs: list[VideoJob], results: list[dict],
+                    codec: str) -> dict:
     for flag in ("abnormal", "normal"):
         for split, word in SPLIT_FILES.items():
             names = [j.name for j in jobs if j.split == split and (j.kind is not None) == (flag == "abnormal")]
@@ -156,6 +158,7 @@ def _write_sidecars(root: Path, cfg: SynthConfig, seed: int, jobs: list[VideoJob
     manifest = {
         "generator": "tvau.synth", "version": GENERATOR_VERSION, "seed": seed,
         "parameters": cfg.model_dump(),
+        "codec": codec,  # the encoder used (cfg.codec, or MPEG-4 where H.264 is missing)
         "counts": {"videos": len(videos), "abnormal_videos": sum(v["kind"] is not None for v in videos),
                    "frames": sum(v["frames"] for v in videos),
                    "anomalous_frames": sum(v["anomalous_frames"] for v in videos),
@@ -173,6 +176,7 @@ def generate(out: str | Path, cfg: SynthConfig, seed: int, workers: int | None =
     out = Path(out)
     if out.exists() and not overwrite:
         raise FileExistsError(f"{out}: already exists (pass overwrite=True / --overwrite to replace it)")
+    codec = resolve_codec(cfg.codec)  # once, in this process: an unknown codec fails before any work
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
@@ -187,17 +191,17 @@ def generate(out: str | Path, cfg: SynthConfig, seed: int, workers: int | None =
             bar = tqdm(total=len(jobs), desc="synth", unit="video")
         if workers <= 1:
             for j in jobs:
-                results[j.index] = build_video(j, cfg, seed, tmp)
+                results[j.index] = build_video(j, cfg, seed, tmp, codec)
                 bar and bar.update()
         else:
             with ProcessPoolExecutor(max_workers=workers) as pool:
-                futs = {pool.submit(build_video, j, cfg, seed, tmp): j for j in jobs}
+                futs = {pool.submit(build_video, j, cfg, seed, tmp, codec): j for j in jobs}
                 for fut in as_completed(futs):
                     results[futs[fut].index] = fut.result()
                     bar and bar.update()
         if bar:
             bar.close()
-        manifest = _write_sidecars(tmp, cfg, seed, jobs, results)  # type: ignore[arg-type]
+        manifest = _write_sidecars(tmp, cfg, seed, jobs, results, codec)  # type: ignore[arg-type]
         if out.exists():
             old = out.parent / f".{out.name}.old-{os.getpid()}"
             out.rename(old)
