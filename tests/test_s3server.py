@@ -63,6 +63,6 @@ def test_busy_port_is_a_clear_error():
         port = s.getsockname()[1]
         res = subprocess.run(
             [sys.executable, "-m", "tvau.cli", "s3-server", "--port", str(port)],
-            capture_output=True, text=True, timeout=60,
+            capture_output=True, text=True, timeout=60, check=False,
         )
     assert res.returncode == 1 and f"cannot listen on 127.0.0.1:{port}" in res.stderr

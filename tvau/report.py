@@ -123,9 +123,11 @@ def write_html_report(path: str | Path, title: str, sections: Sequence[Section])
     parts = [
         "<!doctype html><html><head><meta charset='utf-8'>",
         f"<title>{html.escape(title)}</title>",
-        "<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto;}"
-        "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:3px 8px;text-align:left}"
-        "figure{display:inline-block;margin:6px}img{max-width:100%}pre{margin:0}</style></head><body>",
+        (
+            "<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto;}"
+            "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:3px 8px;text-align:left}"
+            "figure{display:inline-block;margin:6px}img{max-width:100%}pre{margin:0}</style></head><body>"
+        ),
         f"<h1>{html.escape(title)}</h1>",
     ]
     for sec in sections:

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import Self
 
 import av
 import numpy as np
@@ -84,7 +85,7 @@ def _frame_index(frame: av.VideoFrame, stream, fps: float) -> int | None:
     if frame.pts is None or stream.time_base is None:
         return None
     t0 = stream.start_time or 0
-    return int(round(float((frame.pts - t0) * stream.time_base) * fps))
+    return round(float((frame.pts - t0) * stream.time_base) * fps)
 
 
 def iter_frames(path: str | Path, start: int = 0, stop: int | None = None) -> Iterator[np.ndarray]:
@@ -183,7 +184,7 @@ class VideoWriter:
         self._container.close()
         self._container = None
 
-    def __enter__(self) -> VideoWriter:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -13,7 +13,7 @@ from tvau.data import DatasetError, open_dataset
 
 
 def _abnormal(root):
-    video = sorted(root.glob("Scene*/abnormal_*.mp4"))[0]
+    video = min(root.glob("Scene*/abnormal_*.mp4"))
     return video, video.parent / f"{video.stem}_annotations"
 
 
@@ -38,7 +38,7 @@ def test_inspect_json_counts(ub_tree):
 
 
 def test_missing_annotation_folder(ub_copy):
-    video, adir = _abnormal(ub_copy)
+    _video, adir = _abnormal(ub_copy)
     for f in adir.iterdir():
         f.unlink()
     adir.rmdir()

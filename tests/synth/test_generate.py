@@ -159,11 +159,11 @@ def test_existing_output_is_kept_and_crash_leaves_nothing(tiny_dataset, tmp_path
     calls = {"n": 0}
     real = gen.build_video
 
-    def flaky(job, cfg, seed, out):
+    def flaky(job, cfg, seed, out, codec=None):
         calls["n"] += 1
         if calls["n"] == 3:
             raise RuntimeError("disk full")
-        return real(job, cfg, seed, out)
+        return real(job, cfg, seed, out, codec)
 
     monkeypatch.setattr(gen, "build_video", flaky)
     target = tmp_path / "ds"

@@ -26,15 +26,15 @@ class Canvas:
 
     @staticmethod
     def _p(p) -> tuple[int, int]:
-        return int(round(p[0] * ONE)), int(round(p[1] * ONE))
+        return round(p[0] * ONE), round(p[1] * ONE)
 
     def line(self, p, q, rgb, width: float, oid: int) -> None:
-        t = max(1, int(round(width)))
+        t = max(1, round(width))
         cv2.line(self.frame, self._p(p), self._p(q), rgb, t, cv2.LINE_8, SHIFT)
         cv2.line(self.ids, self._p(p), self._p(q), oid, t, cv2.LINE_8, SHIFT)
 
     def circle(self, c, r: float, rgb, oid: int, width: int = -1) -> None:
-        rr = max(1, int(round(r * ONE)))
+        rr = max(1, round(r * ONE))
         cv2.circle(self.frame, self._p(c), rr, rgb, width, cv2.LINE_8, SHIFT)
         cv2.circle(self.ids, self._p(c), rr, oid, width, cv2.LINE_8, SHIFT)
 
@@ -166,7 +166,7 @@ def draw_bicycle(cv: Canvas, a: Actor, t: int, h: float) -> None:
     rgb, oid, w = a.look["body_rgb"], a.oid, max(1.0, 0.035 * h)
     rear, front, seat, crank, bar = (-0.3, 0.17), (0.34, 0.17), (-0.04, 0.46), (0.05, 0.2), (0.27, 0.55)
     for c in (rear, front):
-        cv.circle(f(*c), 0.17 * h, (25, 25, 25), oid, width=max(1, int(round(w))))
+        cv.circle(f(*c), 0.17 * h, (25, 25, 25), oid, width=max(1, round(w)))
     for p, q in ((rear, crank), (crank, seat), (seat, rear), (crank, bar), (seat, bar), (bar, front)):
         cv.line(f(*p), f(*q), rgb, w, oid)
     cv.line(f(seat[0] - 0.05, seat[1]), f(seat[0] + 0.05, seat[1]), (20, 20, 20), w, oid)

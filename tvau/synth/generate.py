@@ -48,7 +48,7 @@ def plan_dataset(cfg: SynthConfig, seed: int) -> list[VideoJob]:
     """Which video is normal or abnormal, of which kind, in which scene and split."""
     rng = np.random.default_rng([seed, 2])
     n = cfg.videos
-    n_abn = int(round(cfg.anomaly_fraction * n))
+    n_abn = round(cfg.anomaly_fraction * n)
     # Kinds by largest remainder, so a 30-video set really holds the requested mix.
     weights = cfg.kind_weights()
     quota = {k: w * n_abn for k, w in weights.items()}
@@ -71,8 +71,8 @@ def plan_dataset(cfg: SynthConfig, seed: int) -> list[VideoJob]:
     for flag in (True, False):
         idx = [j.index for j in jobs if (j.kind is not None) == flag]
         idx = [idx[k] for k in rng.permutation(len(idx))]
-        n_tr = int(round(cfg.train_fraction * len(idx)))
-        n_va = int(round(cfg.validation_fraction * len(idx)))
+        n_tr = round(cfg.train_fraction * len(idx))
+        n_va = round(cfg.validation_fraction * len(idx))
         for r, i in enumerate(idx):
             split_of[i] = "train" if r < n_tr else "validation" if r < n_tr + n_va else "test"
     return [VideoJob(j.index, j.name, j.scene, j.kind, split_of[j.index]) for j in jobs]

@@ -133,7 +133,7 @@ def running(ids, rng, scene, T, ta):
 
 
 def falling(ids, rng, scene, T, ta):
-    p, q, spot = _route_spot(rng, scene)
+    p, _q, spot = _route_spot(rng, scene)
     m = anchored(scene, p, [("move", spot, rng.uniform(*WALK)), ("hold", None)], 1, ta, T)
     a = _person(ids, rng, scene, m, T)
     dur = int(rng.integers(6, 10))
@@ -231,7 +231,7 @@ def fighting(ids, rng, scene, T, ta):
         people.append((m, _person(ids, rng, scene, m, T)))
         arrive.append(t_arr)
     tf = max(arrive)
-    (ma, a), (mb, b) = people
+    (_ma, a), (_mb, b) = people
     for me, other, off in ((a, b, 0.0), (b, a, np.pi / 2)):
         for t in range(tf, T):
             me.face[t] = 1 if other.x[t] > me.x[t] else -1
