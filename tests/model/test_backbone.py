@@ -141,3 +141,41 @@ def test_bad_backbone_source_is_a_clear_error(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(FileNotFoundError, match="no config.json"):
         load_backbone(ModelConfig(backbone=str(tmp_path / "empty")))
+
+
+@pytest.mark.parametrize("size", [(112, 168), (56, 84)])
+def test_preprocessing_equals_transformers_qwen2vl_image_processor(backbone, size):
+    """Our clip preprocessing (tvau/model/preprocess.py) against the reference implementation,
+    transformers' PIL image processor for Qwen2-VL (no torchvision needed): a one-frame clip is
+    padded to the temporal patch by repetition, exactly as the image processor broadcasts one
+    image, so pixel values, patch order and grid must agree."""
+    from PIL import Image
+    from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
+
+    pp = backbone.preprocessor
+    frame = np.random.default_rng(3).integers(0, 256, (*size, 3), dtype=np.uint8)
+    ref = Qwen2VLImageProcessorPil(
+        image_mean=list(pp.mean), image_std=list(pp.std), min_pixels=pp.min_pixels, max_pixels=pp.max_pixels,
+        patch_size=pp.patch_size, temporal_patch_size=pp.temporal_patch_size, merge_size=pp.merge_size,
+    )(images=[Image.fromarray(frame)], return_tensors="np")
+    ours, grid = pp(frame[None])
+    assert grid.tolist() == ref["image_grid_thw"].tolist() == [[1, size[0] // 14, size[1] // 14]]
+    np.testing.assert_allclose(ours.numpy(), ref["pixel_values"], rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("size", [(112, 112), (84, 140)])
+def test_one_patch_square_off_the_merge_grid_lands_on_its_patch(tiny_cfg, size):
+    """A 14-px square at patch (2, 5): the top-right patch of its 2x2 merge unit, so a transposition
+    inside the unit (which moves it to (3, 4)) or a swapped unit order shows. The 28-px squares of
+    test_bright_square_lands_in_its_corner fill whole units and cannot tell."""
+    bb = load_backbone(tiny_cfg)
+    _identity_like(bb)
+    h, w = size
+    clip = np.zeros((4, h, w, 3), np.uint8)
+    clip[:, 28:42, 70:84] = 255  # rows of patch 2, columns of patch 5
+    out = bb.encode_video(clip)
+    expected = np.zeros((h // 14, w // 14), bool)
+    expected[2, 5] = True
+    for m in out.taps:
+        bright = (m[..., 0] > 0).numpy()
+        assert (bright == expected[None]).all(), np.argwhere(bright[0])
