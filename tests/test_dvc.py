@@ -78,6 +78,14 @@ def test_repro_is_incremental_and_param_changes_rerun_exactly_their_dependants(r
     out = _dvc(repo, "repro")
     assert _ran(out) == STAGES
     assert (repo / "dvc.lock").exists() and (repo / "data" / "quality" / "data_docs" / "index.html").exists()
+    # Every output and metrics file is deterministic: running every stage again gives the same
+    # dvc.lock (no timings, no timestamps), so a fresh clone reproduces the committed lock.
+    lock = (repo / "dvc.lock").read_text()
+    metrics = _digest_tree(repo / "data" / "metrics")
+    assert _ran(_dvc(repo, "repro", "--force")) == STAGES
+    assert (repo / "dvc.lock").read_text() == lock
+    assert _digest_tree(repo / "data" / "metrics") == metrics
+    assert "up to date" in _dvc(repo, "status")
     train = _digest_tree(repo / "data" / "train")
     timelines = _digest_tree(repo / "data" / "construct" / "timelines")
     assert any(k.startswith("sft/phase_b_") for k in train) and "clips.parquet" in train

@@ -4,6 +4,7 @@ A second, independent statement of the same rules as the pandera models (tvau/qu
 in the form data teams browse: one expectation suite per table, validated through a checkpoint
 whose action renders the Data Docs into `quality.docs_dir` (a site of our own; GX's built-in
 site is called "local_site"). The context is ephemeral: nothing is written outside docs_dir.
+The Data Docs carry run times and ids, so they are not a DVC output (dvc.yaml).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from tvau import vocab
+from tvau.storage import atomic_dir
 
 MAX_LISTED = 8
 
@@ -77,12 +79,19 @@ def run_suite(tables: dict[str, pd.DataFrame], docs_dir: str | Path, suite_name:
 
     Returns {"success": bool, "docs_index": path, "tables": {name: {"success", "failures":
     [{"expectation", "column", "unexpected_count", "examples"}]}}}."""
+    shown = Path(docs_dir)  # as configured (relative paths keep the report clone-independent)
+    # Built into a fresh directory swapped in at the end: the site shows this run only (GX would
+    # otherwise keep adding validation pages of earlier runs to an existing site).
+    with atomic_dir(shown.resolve()) as tmp:
+        out = _run(tables, Path(tmp), suite_name)
+    out["docs_index"] = str(shown / "index.html")
+    return out
+
+
+def _run(tables: dict[str, pd.DataFrame], docs_dir: Path, suite_name: str) -> dict:
     import great_expectations as gx
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
-    shown = Path(docs_dir)  # as configured (relative paths keep the report clone-independent)
-    docs_dir = shown.resolve()
-    docs_dir.mkdir(parents=True, exist_ok=True)
     ctx = gx.get_context(mode="ephemeral")
     ctx.variables.progress_bars = ProgressBarsConfig(globally=False)
     site = f"{suite_name}_docs"
@@ -130,5 +139,4 @@ def run_suite(tables: dict[str, pd.DataFrame], docs_dir: str | Path, suite_name:
         out["tables"][name] = {"success": bool(result.success), "failures": failures}
         out["success"] &= bool(result.success)
     ctx.build_data_docs(site_names=[site])
-    out["docs_index"] = str(shown / "index.html")
     return out
