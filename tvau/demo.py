@@ -159,7 +159,7 @@ def main(out: Path = REPO / "outputs" / "demo", repro: bool = True) -> Path:
         _say(f"dvc repro finished in {seconds:.0f} s")
     stages = _stage_metrics()
     sections.append(Section("Dataset construction (dvc repro)", stages,
-                            text="Per-stage counts and timings from data/metrics/*.json; lineage in dvc.lock."))
+                            text="Per-stage counts from data/metrics/*.json; lineage in dvc.lock."))
     docs = REPO / params.quality.docs_dir
     index = next(iter(sorted(docs.rglob("index.html"))), None) if docs.exists() else None
     if index is not None:
