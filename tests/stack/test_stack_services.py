@@ -210,9 +210,12 @@ def test_stack_up_run_restart_down(stack_dir):
     assert mlc.get_run(run.info.run_id).data.params == {"lr": "0.001"}
     assert mlc.get_model_version_by_alias(MODEL_NAME, "champion").version == mv.version
     # As a scoring job would: a fresh client process that only has the stack's environment.
+    script = (
+        "import sys, mlflow; "
+        f"print(mlflow.artifacts.download_artifacts('models:/{MODEL_NAME}@champion', dst_path=sys.argv[1]))"
+    )
     got = subprocess.run(
-        [sys.executable, "-c", "import sys, mlflow; print(mlflow.artifacts.download_artifacts("
-         f"'models:/{MODEL_NAME}@champion', dst_path=sys.argv[1]))", str(d.parent / "dl")],
+        [sys.executable, "-c", script, str(d.parent / "dl")],
         env=env, cwd=d.parent, capture_output=True, text=True, check=True, timeout=120,
     ).stdout.strip().splitlines()[-1]
     assert (Path(got) / "weights.bin").read_bytes() == payload

@@ -129,21 +129,26 @@ def _wait_gone(pids_fn, timeout: float) -> list[int]:
     return left
 
 
-def stop_group(pid: int, timeout: float = 20.0) -> list[int]:
-    """SIGTERM the process group led by `pid`; SIGKILL whatever is left after `timeout` seconds.
-    Returns the pids that had to be killed."""
+def stop_groups(leaders: list[int], timeout: float = 20.0) -> list[int]:
+    """SIGTERM the process groups led by `leaders` (all at once, so they shut down in parallel);
+    SIGKILL whatever is left after `timeout` seconds. Returns the pids that had to be killed."""
     def members() -> list[int]:
-        return group_members(pid)
+        return [p for pgid in leaders for p in group_members(pgid)]
 
-    try:
-        os.killpg(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return []
+    for pgid in leaders:
+        try:
+            os.killpg(pgid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
     left = _wait_gone(members, timeout)
     if left:
         _signal(left, signal.SIGKILL)
         _wait_gone(members, 5.0)
     return left
+
+
+def stop_group(pid: int, timeout: float = 20.0) -> list[int]:
+    return stop_groups([pid], timeout)
 
 
 def stop_marked(stack_dir: Path, timeout: float = 10.0) -> list[int]:

@@ -525,6 +525,9 @@ class Stack:
             argv = [
                 _tool("prefect"), "worker", "start", "--pool", self.cfg.work_pool, "--type", "process",
                 "--name", WORKER_NAME, "--with-healthcheck",
+                # The worker creates the pool (with the process type's default job template) on
+                # its first start; Prefect's own path, one CLI process fewer than `work-pool create`.
+                "--create-pool-if-not-found",
             ]
             env = {
                 **prefect_env,
@@ -547,19 +550,6 @@ class Stack:
             argv, env=env, log=self.layout.log(service), pidfile=self.layout.pidfile(service),
             cwd=self.project_dir,
         )
-
-    def _ensure_work_pool(self, ports: dict) -> None:
-        url = f"http://{self.cfg.host}:{ports['prefect']}/api/work_pools/{self.cfg.work_pool}"
-        if _http_status(url, timeout=15)[0] == 200:
-            return
-        _, extra = self._service_command("worker", ports, None)  # type: ignore[arg-type]
-        env = {**self._base_env(), **extra}
-        r = subprocess.run(
-            [_tool("prefect"), "--no-prompt", "work-pool", "create", self.cfg.work_pool, "--type", "process"],
-            env=env, capture_output=True, text=True, cwd=self.project_dir, timeout=120, check=False,
-        )
-        if r.returncode != 0 and "already exists" not in r.stdout + r.stderr:
-            raise StackError(f"could not create work pool {self.cfg.work_pool}: {r.stdout.strip()} {r.stderr.strip()}")
 
     # ------------------------------------------------------------------ up / down
 
@@ -629,7 +619,6 @@ class Stack:
 
             ensure_bucket(self.cfg.bucket, self._s3_client(secrets, ports["s3"]))
         start_and_wait(["mlflow", "prefect"])
-        self._ensure_work_pool(ports)
         start_and_wait(["worker"])
         seconds["total"] = time.monotonic() - t_all
         return {"started": started, "seconds": seconds, "status": self.status()}
@@ -640,13 +629,11 @@ class Stack:
             return self._down()
 
     def _down(self) -> list[int]:
-        for s in reversed(SERVICES):
-            if s == "postgres":
-                self._stop_postgres()
-                continue
-            pid = self._pid(s)
-            if procs.alive(pid):
-                procs.stop_group(pid)
-            self.layout.pidfile(s).unlink(missing_ok=True)
-        strays = procs.stop_marked(self.layout.root)
-        return strays
+        # The worker first (no new flow runs), then the servers together, the database last.
+        for group in (["worker"], ["prefect", "mlflow", "s3"]):
+            pids = [p for p in (self._pid(s) for s in group) if procs.alive(p)]
+            procs.stop_groups(pids)
+            for s in group:
+                self.layout.pidfile(s).unlink(missing_ok=True)
+        self._stop_postgres()
+        return procs.stop_marked(self.layout.root)
