@@ -79,7 +79,13 @@ def down(params: Path = PARAMS, dir: Path = DIR) -> None:
 def status(params: Path = PARAMS, dir: Path = DIR, json_out: bool = typer.Option(False, "--json")) -> None:
     """Each service with its URL and whether it answers its health check. Exit status 1 unless
     all are healthy."""
-    st = _stack(params, dir).status()
+    from tvau.stack.secrets import SecretsError
+
+    try:
+        st = _stack(params, dir).status()
+    except SecretsError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(code=2) from None
     if json_out:
         typer.echo(json.dumps(st, indent=2))
     else:

@@ -48,20 +48,21 @@ def group_members(pgid: int) -> list[int]:
     return out
 
 
+def carries_marker(pid: int | None, stack_dir: Path) -> bool:
+    """True if `pid` is a live process of this stack (a pid file can outlive its process and the
+    number be reused by an unrelated one, which must never be signalled)."""
+    if not alive(pid):
+        return False
+    try:
+        env = Path(f"/proc/{pid}/environ").read_bytes()
+    except OSError:
+        return False
+    return f"{MARKER}={stack_dir}".encode() in env.split(b"\0")
+
+
 def marked(stack_dir: Path) -> list[int]:
     """Live processes that carry this stack's marker (readable ones: all of them when root)."""
-    needle = f"{MARKER}={stack_dir}".encode()
-    found = []
-    for pid in _all_pids():
-        if pid == os.getpid():
-            continue
-        try:
-            env = Path(f"/proc/{pid}/environ").read_bytes()
-        except OSError:
-            continue
-        if needle in env.split(b"\0") and alive(pid):
-            found.append(pid)
-    return found
+    return [pid for pid in _all_pids() if pid != os.getpid() and carries_marker(pid, stack_dir)]
 
 
 def read_pid(pidfile: Path) -> int | None:

@@ -229,7 +229,7 @@ class Stack:
         return procs.read_pid(self.layout.pidfile(service))
 
     def _running(self, service: str) -> bool:
-        return procs.alive(self._pid(service))
+        return procs.carries_marker(self._pid(service), self.layout.root)
 
     def _base_env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if k not in _SCRUBBED}
@@ -314,7 +314,7 @@ class Stack:
         services = {}
         for s in SERVICES:
             pid = self._pid(s)
-            running = procs.alive(pid)
+            running = procs.carries_marker(pid, self.layout.root)
             services[s] = {
                 "url": urls[s],
                 "healthy": bool(running and self._probe(s, ports, secrets)),
@@ -631,7 +631,7 @@ class Stack:
     def _down(self) -> list[int]:
         # The worker first (no new flow runs), then the servers together, the database last.
         for group in (["worker"], ["prefect", "mlflow", "s3"]):
-            pids = [p for p in (self._pid(s) for s in group) if procs.alive(p)]
+            pids = [p for p in (self._pid(s) for s in group) if procs.carries_marker(p, self.layout.root)]
             procs.stop_groups(pids)
             for s in group:
                 self.layout.pidfile(s).unlink(missing_ok=True)
