@@ -69,10 +69,11 @@ def up(params: Path = PARAMS, dir: Path = DIR, json_out: bool = typer.Option(Fal
 def down(params: Path = PARAMS, dir: Path = DIR) -> None:
     """Stop every service of the stack (data, registry and objects are kept)."""
     stack = _stack(params, dir)
-    strays = stack.down()
-    if strays:
-        typer.echo(f"warning: swept up {len(strays)} stray process(es): {strays}", err=True)
-    typer.echo(f"stopped ({stack.layout.root})")
+    result = stack.down()
+    if result["strays"]:
+        typer.echo(f"warning: swept up {len(result['strays'])} stray process(es): {result['strays']}", err=True)
+    secs = ", ".join(f"{k} {v:.1f} s" for k, v in result["seconds"].items())
+    typer.echo(f"stopped ({stack.layout.root}; {secs})")
 
 
 @app.command("status")

@@ -466,16 +466,29 @@ class Stack:
     # ------------------------------------------------------------------ the other services
 
     def s3_server_command(self, port: int, secrets: Secrets) -> tuple[list[str], dict[str, str]]:
-        """How the S3 server is run: the one place to change to use `tvau s3-server` instead.
-        Its keys go in the environment (RCLONE_AUTH_KEY), never on the command line; the value is
-        one CSV field because rclone reads list-valued variables as CSV."""
+        """How the S3 server is run: the one place that knows. The keys go through the
+        environment, never the command line (which `ps` shows to every user).
+
+        The project's own `tvau s3-server` runs rclone once it has `--data-dir` (and takes the
+        key pair from TVAU_S3_ACCESS_KEY / TVAU_S3_SECRET_KEY); until then rclone is run
+        directly, with the pair in RCLONE_AUTH_KEY as one CSV field (rclone reads list-valued
+        variables as CSV)."""
+        import inspect
+
+        from tvau import s3server
+
         config = self.layout.root / "rclone.conf"
         config.touch()  # an empty config: rclone needs no remote to serve a local folder
+        env = {"RCLONE_CONFIG": str(config)}
+        if "data_dir" in inspect.signature(s3server.s3_server).parameters:
+            argv = [
+                sys.executable, "-m", "tvau.cli", "s3-server", "--port", str(port),
+                "--data-dir", str(self.layout.s3data), "--bucket", self.cfg.bucket,
+            ]
+            env.update({"TVAU_S3_ACCESS_KEY": secrets.s3_access_key, "TVAU_S3_SECRET_KEY": secrets.s3_secret_key})
+            return argv, env
         argv = [_tool("rclone"), "serve", "s3", "--addr", f"{self.cfg.host}:{port}", str(self.layout.s3data)]
-        env = {
-            "RCLONE_CONFIG": str(config),
-            "RCLONE_AUTH_KEY": f'"{secrets.s3_access_key},{secrets.s3_secret_key}"',
-        }
+        env["RCLONE_AUTH_KEY"] = f'"{secrets.s3_access_key},{secrets.s3_secret_key}"'
         return argv, env
 
     def _service_command(self, service: str, ports: dict, secrets: Secrets) -> tuple[list[str], dict[str, str]]:
@@ -623,17 +636,25 @@ class Stack:
         seconds["total"] = time.monotonic() - t_all
         return {"started": started, "seconds": seconds, "status": self.status()}
 
-    def down(self) -> list[int]:
-        """Stop everything; return the pids of stray processes that had to be swept up."""
+    def down(self) -> dict:
+        """Stop everything; return {"seconds": {...}, "strays": [pids swept up by the marker]}."""
         with self._locked():
             return self._down()
 
-    def _down(self) -> list[int]:
+    def _down(self) -> dict:
+        seconds = {}
         # The worker first (no new flow runs), then the servers together, the database last.
-        for group in (["worker"], ["prefect", "mlflow", "s3"]):
+        for name, group in (("worker", ["worker"]), ("servers", ["prefect", "mlflow", "s3"])):
+            t0 = time.monotonic()
             pids = [p for p in (self._pid(s) for s in group) if procs.carries_marker(p, self.layout.root)]
             procs.stop_groups(pids)
             for s in group:
                 self.layout.pidfile(s).unlink(missing_ok=True)
+            seconds[name] = time.monotonic() - t0
+        t0 = time.monotonic()
         self._stop_postgres()
-        return procs.stop_marked(self.layout.root)
+        seconds["postgres"] = time.monotonic() - t0
+        t0 = time.monotonic()
+        strays = procs.stop_marked(self.layout.root)
+        seconds["sweep"] = time.monotonic() - t0
+        return {"seconds": seconds, "strays": strays}
