@@ -11,6 +11,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import stat
 import subprocess
 import sys
@@ -137,9 +138,20 @@ def test_stack_up_run_restart_down(stack_dir):
     assert again["started"] == []
     assert {n: s["pid"] for n, s in again["status"]["services"].items()} == pids
 
+    # -- a service that died is restarted by `up`, and only that one
+    os.killpg(pids["worker"], signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while procs.alive(pids["worker"]) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    rc, st = _status(d, params)
+    assert rc == 1 and st["services"]["worker"]["healthy"] is False and st["services"]["mlflow"]["healthy"]
+    again = json.loads(_cli("stack", "up", "--json", *opts).stdout)
+    assert again["started"] == ["worker"] and again["status"]["healthy"]
+
     client = json.loads(_cli("stack", "env", "--json", *opts).stdout)
     assert not any(v in json.dumps(client) for v in secrets.values())
-    env = {**os.environ, **client, "PREFECT_HOME": str(d.parent / "client-prefect-home")}
+    # TVAU_REPO: the project's prefect.yaml sets each flow run's working directory from it.
+    env = {**os.environ, **client, "PREFECT_HOME": str(d.parent / "client-prefect-home"), "TVAU_REPO": str(REPO)}
 
     # -- a registered model version whose artifact goes through the MLflow server into S3
     t0 = time.monotonic()

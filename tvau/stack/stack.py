@@ -602,14 +602,16 @@ class Stack:
         if all(healthy.values()):
             return {"started": [], "seconds": {}, "status": self.status()}
 
+        t0 = time.monotonic()
         if not healthy["postgres"]:
-            t0 = time.monotonic()
             if not self._running("postgres"):
                 self._start_postgres(ports["postgres"], secrets)
                 started.append("postgres")
             self._wait("postgres", ports, secrets, None)
-            self._bootstrap_databases(ports["postgres"], secrets)
-            seconds["postgres"] = time.monotonic() - t0
+        # Idempotent, and run whenever something is to start: an `up` interrupted between the
+        # database start and this step must not leave MLflow or Prefect without their roles.
+        self._bootstrap_databases(ports["postgres"], secrets)
+        seconds["postgres"] = time.monotonic() - t0
 
         def start_and_wait(names: list[str]) -> None:
             # Spawn together, then wait: MLflow and Prefect migrate their schemas in parallel.
