@@ -14,6 +14,7 @@ from tvau.metrics.cli import app as metrics_app
 from tvau.model.cli import app as model_app
 from tvau.quality.cli import app as quality_app
 from tvau.s3server import s3_server
+from tvau.stack.cli import app as stack_app
 from tvau.synth.cli import synth
 
 app = typer.Typer(
@@ -29,6 +30,7 @@ app.add_typer(data_app, name="data", help="Read and inspect datasets (UBnormal, 
 app.add_typer(metrics_app, name="metrics", help="Evaluation metrics (AUC, RBDC/TBDC, BLEU).")
 app.add_typer(construct_app, name="construct", help="Fine-grained annotation construction stages.")
 app.add_typer(quality_app, name="quality", help="Data-quality checks (pandera, Great Expectations).")
+app.add_typer(stack_app, name="stack", help="PostgreSQL, S3, MLflow and Prefect servers and a worker on loopback.")
 
 
 @app.command("demo")
