@@ -128,17 +128,19 @@ class TVAU(nn.Module):
     def encode_batch(self, clips: Sequence[np.ndarray]) -> list[ClipEncoding]:
         """encode() for several clips: one vision-tower call, AHD over the stacked clips."""
         visions = self.backbone.encode_videos(clips)
-        if not self.use_ahd:
-            return [ClipEncoding(v, None) for v in visions]
+        logits = self.ahd_batch(visions) if self.use_ahd else [None] * len(visions)
+        return [ClipEncoding(v, h) for v, h in zip(visions, logits)]
+
+    def ahd_batch(self, visions: Sequence[VisionOutput]) -> list[torch.Tensor]:
+        """AHD's class logits H_c for several vision outputs. AHD works per position, so clips of one
+        patch-grid size are stacked along T' (one MLP call per tap for all of them)."""
         anchors = self.backbone.anchors()
 
         def ahd(group: list[VisionOutput]) -> list[torch.Tensor]:
-            # AHD is per position: clips of one patch-grid size stack along T' (one MLP call per tap).
             feats = [torch.cat([v.taps[k] for v in group]) for k in range(len(group[0].taps))]
             return list(self.ahd(feats, anchors).split([v.taps[0].shape[0] for v in group]))
 
-        logits = _by_grid(visions, lambda v: tuple(v.grid_thw[0, 1:].tolist()), ahd)
-        return [ClipEncoding(v, h) for v, h in zip(visions, logits)]
+        return _by_grid(list(visions), lambda v: tuple(v.grid_thw[0, 1:].tolist()), ahd)
 
     def _encoding(self, clip) -> ClipEncoding:
         return clip if isinstance(clip, ClipEncoding) else self.encode(clip)
@@ -209,9 +211,12 @@ class TVAU(nn.Module):
         embeds = self.backbone.embed(prompt, enc.vision.video_embeds, tokens)
         return prompt, embeds, self.backbone.position_ids(prompt, enc.vision.grid_thw)
 
-    def _lm_batch(self, encs: list[ClipEncoding], conversations: list[list[tuple[str, str | None]]]):
-        """Per-sample prompts, and the left-padded batch (embeds, attention mask, positions)."""
-        tokens = self.anomaly_tokens_batch(encs)
+    def _lm_batch(self, encs: list[ClipEncoding], conversations: list[list[tuple[str, str | None]]],
+                  tokens: list[torch.Tensor | None] | None = None):
+        """Per-sample prompts, and the left-padded batch (embeds, attention mask, positions). `tokens`:
+        the clips' anomaly prompt tokens if already computed."""
+        if tokens is None:
+            tokens = self.anomaly_tokens_batch(encs)
         per = [self._lm_inputs(e, turns, t) for e, turns, t in zip(encs, conversations, tokens)]
         embeds, mask, pos = self.backbone.batch_inputs([p[1] for p in per], [p[2] for p in per])
         return [p[0] for p in per], embeds, mask, pos
