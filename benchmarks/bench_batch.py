@@ -25,7 +25,9 @@ TVAU_BENCH_WARMUP (default 1), TVAU_BENCH_NEW_TOKENS (decoded tokens per clip, d
 TVAU_BENCH_TRAIN (0 skips the training steps), TVAU_BENCH_RESULTS (folder of the JSON result, default
 benchmarks/results; the file is bench_batch_<device>.json).
 
-On a shared CPU the spread between repeats is large: the table gives medians, the JSON every sample.
+On a shared CPU the spread between repeats is large: the table gives medians of wall time, plus the
+median CPU time this process spent on a turn (less sensitive to other processes' load); the JSON
+keeps every sample and the minimum.
 CPU peak memory is the peak resident-set growth of the process during the configuration, sampled
 every 5 ms; on CUDA it is torch.cuda.max_memory_allocated.
 """
@@ -99,8 +101,9 @@ class _Memory:
             self.gib = self.rss.gib
 
 
-def _turn(model, clips, new_tokens: int, sync) -> tuple[dict[str, float], int]:
-    """One first dialogue turn for a batch of clips: seconds per part (whole batch), tokens decoded."""
+def _turn(model, clips, new_tokens: int, sync) -> tuple[dict[str, float], int, float]:
+    """One first dialogue turn for a batch of clips: wall seconds per part (whole batch), tokens
+    decoded, and this process's CPU seconds for the whole turn (all its threads)."""
     import torch
 
     from tvau.model.chat import Q_ANOMALY
@@ -115,6 +118,7 @@ def _turn(model, clips, new_tokens: int, sync) -> tuple[dict[str, float], int]:
 
     with torch.no_grad():
         sync()
+        c0 = time.process_time()
         t0 = time.perf_counter()
         vis = bb.encode_videos(clips)
         sync()
@@ -134,9 +138,10 @@ def _turn(model, clips, new_tokens: int, sync) -> tuple[dict[str, float], int]:
             hook.remove()
         sync()
         t5 = time.perf_counter()
+        cpu = time.process_time() - c0
     t4 = stamps[0]
     return ({"vision": t1 - t0, "ahd": t2 - t1, "rae": t3 - t2, "prefill": t4 - t3, "decode": t5 - t4},
-            sum(len(o) for o in out))
+            sum(len(o) for o in out), cpu)
 
 
 def _measure(model, plan: dict[str, tuple[str, int]], clips, new_tokens, repeats, warmup, sync, cuda) -> dict:
@@ -147,6 +152,7 @@ def _measure(model, plan: dict[str, tuple[str, int]], clips, new_tokens, repeats
     bb = model.backbone
     samples: dict[str, dict[str, list[float]]] = {name: {} for name in plan}
     decoded: dict[str, list[int]] = {name: [] for name in plan}
+    cpu_ms: dict[str, list[float]] = {name: [] for name in plan}
     peak: dict[str, float] = dict.fromkeys(plan, 0.0)
     failed: dict[str, str] = {}
     for r in range(warmup + repeats):
@@ -156,7 +162,7 @@ def _measure(model, plan: dict[str, tuple[str, int]], clips, new_tokens, repeats
             bb.set_attention(att)
             try:
                 with _Memory(cuda) as mem:
-                    parts, n = _turn(model, clips[:b], new_tokens, sync)
+                    parts, n, cpu = _turn(model, clips[:b], new_tokens, sync)
             except torch.cuda.OutOfMemoryError as exc:  # a batch too large for the card: report, go on
                 failed[name] = f"out of memory: {str(exc).splitlines()[0]}"
                 torch.cuda.empty_cache()
@@ -167,6 +173,7 @@ def _measure(model, plan: dict[str, tuple[str, int]], clips, new_tokens, repeats
             for k, v in parts.items():
                 samples[name].setdefault(k, []).append(v * 1000 / b)  # ms per clip
             decoded[name].append(n)
+            cpu_ms[name].append(cpu * 1000 / b)
     out = {}
     for name, (att, b) in plan.items():
         if name in failed:
@@ -177,7 +184,9 @@ def _measure(model, plan: dict[str, tuple[str, int]], clips, new_tokens, repeats
         out[name] = {"attention": bb.attn_implementation if att == "auto" else att, "batch": b,
                      "median_ms_per_clip": med, "samples_ms_per_clip": samples[name],
                      "decode_tokens_per_s": tok_s, "tokens_decoded": decoded[name],
-                     "first_turn_ms_per_clip": sum(med.values()), "peak_gib": peak[name]}
+                     "first_turn_ms_per_clip": sum(med.values()), "peak_gib": peak[name],
+                     "min_ms_per_clip": {k: min(v) for k, v in samples[name].items()},
+                     "process_cpu_ms_per_clip": statistics.median(cpu_ms[name]), "process_cpu_samples": cpu_ms[name]}
     return out
 
 
@@ -354,7 +363,8 @@ def run() -> list[Row]:
         rows.append(Row(f"{n}{' (best)' if n == best else ''}: first turn / clip", c["first_turn_ms_per_clip"], "ms",
                         note=f"vision {m['vision']:.1f} | AHD {m['ahd']:.2f} | RAE {m['rae']:.2f} | "
                              f"prefill {m['prefill']:.1f} ms/clip | decode {c['decode_tokens_per_s']:.0f} tok/s "
-                             f"| peak {c['peak_gib']:.2f} GiB | attention {c['attention']}"))
+                             f"| peak {c['peak_gib']:.2f} GiB | attention {c['attention']}"
+                             + ("" if cuda else f" | process CPU {c['process_cpu_ms_per_clip']:.0f} ms/clip")))
     # The issue's GPU goals (the 7B architecture only; the tiny numbers are the CPU before/after).
     goal = arch == "qwen2.5-vl-7b"
     vis_n = min(afters, key=lambda n: afters[n]["median_ms_per_clip"]["vision"])

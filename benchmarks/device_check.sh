@@ -64,7 +64,7 @@ import tvau.model.random_backbone, tvau.model.tvau, tvau.config  # noqa: E401  (
 print("tvau imports ok")
 PYEOF
 
-step "batch benchmark (issue 9): $ARCH, $DEVICE, $DTYPE, 24x476x868"
+step "batch benchmark (issue 9): $ARCH, $DEVICE, $DTYPE, ${TVAU_BENCH_CLIP:-24x476x868}"
 TVAU_BENCH_ARCH=$ARCH TVAU_BENCH_DEVICE=$DEVICE TVAU_BENCH_DTYPE=$DTYPE \
 TVAU_BENCH_CLIP=${TVAU_BENCH_CLIP:-24x476x868} TVAU_BENCH_BATCHES=${TVAU_BENCH_BATCHES:-1,2,4,8} \
 TVAU_BENCH_BEFORE=${TVAU_BENCH_BEFORE:-sdpa} TVAU_BENCH_REPEATS=${TVAU_BENCH_BATCH_REPEATS:-3} TVAU_BENCH_WARMUP=1 \
@@ -74,14 +74,14 @@ TVAU_BENCH_NEW_TOKENS=${TVAU_BENCH_NEW_TOKENS:-32} TVAU_BENCH_RESULTS="$OUT" \
 rc=${PIPESTATUS[0]}
 echo "batch benchmark exit status: $rc"
 
-step "forward benchmark (issue 2): $ARCH, $DEVICE, $DTYPE, 24x476x868"
+step "forward benchmark (issue 2): $ARCH, $DEVICE, $DTYPE, ${TVAU_BENCH_CLIP:-24x476x868}"
 TVAU_BENCH_ARCH=$ARCH TVAU_BENCH_DEVICE=$DEVICE TVAU_BENCH_DTYPE=$DTYPE \
-TVAU_BENCH_CLIP=24x476x868 TVAU_BENCH_REPEATS=${TVAU_BENCH_REPEATS:-10} TVAU_BENCH_WARMUP=2 \
+TVAU_BENCH_CLIP=${TVAU_BENCH_CLIP:-24x476x868} TVAU_BENCH_REPEATS=${TVAU_BENCH_REPEATS:-10} TVAU_BENCH_WARMUP=2 \
 TVAU_BENCH_JSON="$OUT/bench_model_gpu.json" \
     timeout 150 $PY -m benchmarks model 2>&1 | grep --line-buffered -v "^Loading weights" | tee "$OUT/bench_model_gpu.txt"
 echo "forward benchmark exit status: ${PIPESTATUS[0]}"
 
-# CPU tests of the model package, only while the whole script stays under ~4 minutes.
+# CPU tests of the model package, only while the whole script stays under ~8 minutes.
 left=$((${TVAU_CHECK_BUDGET_S:-470} - (SECONDS - t0)))
 if [ "${TVAU_DEVICE_TESTS:-1}" = 1 ] && [ "$left" -gt 40 ]; then
     step "pytest tests/model on the CPU (cap ${left} s)"

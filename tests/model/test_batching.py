@@ -219,3 +219,16 @@ def test_dialogue_loss_batch_and_gradient_checkpointing(tiny_cfg):
     assert set(g0) == set(g1) and any(n.startswith("rae.") for n in g0) and any("lora" in n for n in g0)
     for n in g0:
         assert _max_diff(g0[n], g1[n]) < TOL, n
+
+
+def test_varlen_wrapper_layout_on_the_meta_device():
+    """The CUDA kernels cannot run here; torch's fake (meta) implementation of varlen_attn checks
+    that our wrapper hands it (S, H, d) tensors with int32 cu_seqlens and returns transformers'
+    (1, S, H, d) layout."""
+    if not attention.varlen_available():
+        pytest.fail("torch 2.13 ships torch.nn.attention.varlen; it is missing from this install")
+    q = torch.empty(1, 2, 16, 80, device="meta", dtype=torch.bfloat16)
+    cu = torch.tensor([0, 5, 16], device="meta", dtype=torch.int32)
+    out, _ = attention.varlen_attention(None, q, q, q, scaling=80 ** -0.5, cu_seq_lens_q=cu, cu_seq_lens_k=cu,
+                                        max_length_q=11, max_length_k=11)
+    assert out.shape == (1, 16, 2, 80) and out.dtype == torch.bfloat16

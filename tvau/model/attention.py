@@ -24,12 +24,15 @@ attention is one call per layer already, and a "flash" name there would change i
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import inspect
+import logging
 
 import torch
 import torch.nn.functional as F
 
+log = logging.getLogger(__name__)
 CHOICES = ("auto", "eager", "sdpa", "varlen", "flash_attn", "padded")
 # Names in transformers' AttentionInterface. They must contain "flash" (see the module docstring).
 REGISTERED = {"varlen": "tvau_flash_varlen", "flash_attn": "tvau_flash_attn", "padded": "tvau_flash_padded"}
@@ -119,6 +122,22 @@ def varlen_available() -> bool:
     return True
 
 
+@functools.cache
+def _varlen_runs(device: str, dtype: torch.dtype) -> bool:
+    """One tiny call: "auto" must not pick a kernel that this torch build or card cannot run (the
+    prototype API has changed between torch releases). Explicit "varlen" fails loudly instead."""
+    try:
+        q = torch.randn(16, 2, 64, device=device, dtype=dtype)
+        cu = torch.tensor([0, 5, 16], device=device, dtype=torch.int32)
+        out, _ = varlen_attention(None, *(q.transpose(0, 1)[None],) * 3, scaling=0.125, cu_seq_lens_q=cu,
+                                  cu_seq_lens_k=cu, max_length_q=11, max_length_k=11)
+        return bool(torch.isfinite(out).all())
+    except (RuntimeError, TypeError, ValueError, NotImplementedError) as exc:  # not usable here
+        log.warning("torch varlen_attn is present but does not run here (%s); using another kernel",
+                    str(exc).splitlines()[0])
+        return False
+
+
 def flash_attn_available() -> bool:
     return importlib.util.find_spec("flash_attn") is not None
 
@@ -139,7 +158,7 @@ def resolve(choice: str, device: torch.device | str, dtype: torch.dtype) -> str:
     cuda = torch.device(device).type == "cuda"
     half = dtype in (torch.float16, torch.bfloat16)
     if choice == "auto":
-        if cuda and half and varlen_available():
+        if cuda and half and varlen_available() and _varlen_runs(str(torch.device(device)), dtype):
             choice = "varlen"
         elif cuda and half and flash_attn_available():
             choice = "flash_attn"
