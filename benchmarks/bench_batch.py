@@ -28,8 +28,9 @@ benchmarks/results; the file is bench_batch_<device>.json).
 On a shared CPU the spread between repeats is large: the table gives medians of wall time, plus the
 median CPU time this process spent on a turn (less sensitive to other processes' load); the JSON
 keeps every sample and the minimum.
-CPU peak memory is the peak resident-set growth of the process during the configuration, sampled
-every 5 ms; on CUDA it is torch.cuda.max_memory_allocated.
+CPU peak memory is the peak resident-set growth of the process during the configuration (sampled
+every 5 ms, after glibc's malloc_trim; a rough figure, the allocator may still reuse memory it
+holds); on CUDA it is torch.cuda.max_memory_allocated.
 """
 
 from __future__ import annotations
@@ -47,10 +48,25 @@ from benchmarks.common import Row
 GIB = 2**30
 
 
+def _malloc_trim() -> None:
+    """glibc keeps freed heap memory mapped; without trimming, a configuration that follows a larger
+    one would show no RSS growth at all. A no-op where there is no glibc."""
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    if name:
+        try:
+            ctypes.CDLL(name).malloc_trim(0)
+        except (OSError, AttributeError):
+            pass
+
+
 class _RssPeak:
     """Peak growth of this process's resident set while the block runs (CPU memory)."""
 
     def __enter__(self):
+        _malloc_trim()  # hand freed heap back to the OS, so the growth counts this block's own peak
         self.page = os.sysconf("SC_PAGE_SIZE")
         self.base = self.peak = self._rss()
         self.stop = threading.Event()

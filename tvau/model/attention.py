@@ -88,7 +88,7 @@ def varlen_attention(module, query, key, value, attention_mask=None, scaling=Non
     if dropout:
         raise ValueError("varlen vision attention has no dropout (the tower is frozen)")
     cu, lmax = _segments(module, query, key, value, kwargs)
-    q, k, v = (t[0].transpose(0, 1) for t in (query, key, value))  # (S, H, d)
+    q, k, v = (t[0].transpose(0, 1).contiguous() for t in (query, key, value))  # (S, H, d)
     extra = {}
     if scaling is not None:
         if "scale" in _VARLEN_PARAMS:
@@ -104,7 +104,7 @@ def flash_attn_attention(module, query, key, value, attention_mask=None, scaling
     from flash_attn import flash_attn_varlen_func
 
     cu, lmax = _segments(module, query, key, value, kwargs)
-    q, k, v = (t[0].transpose(0, 1) for t in (query, key, value))  # (S, H, d)
+    q, k, v = (t[0].transpose(0, 1).contiguous() for t in (query, key, value))  # (S, H, d)
     out = flash_attn_varlen_func(q, k, v, cu, cu, lmax, lmax, dropout_p=dropout, softmax_scale=scaling,
                                  causal=False)
     return out[None], None
