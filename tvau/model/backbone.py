@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 import os
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -80,7 +81,8 @@ class Backbone(nn.Module):
     """A frozen Qwen2.5-VL with the entry points T-VAU needs. Build with `load_backbone`."""
 
     def __init__(self, model, tokenizer, preprocessor: VisionPreprocessor, source: str,
-                 taps: list[int], video_fps: float = 24.0, system_prompt: str = "You are a helpful assistant."):
+                 taps: list[int], video_fps: float = 24.0, system_prompt: str = "You are a helpful assistant.",
+                 attn_implementation: str = "auto"):
         super().__init__()
         self.model = model  # Qwen2_5_VLForConditionalGeneration
         self.tokenizer = tokenizer
@@ -99,6 +101,15 @@ class Backbone(nn.Module):
         self._anchors: torch.Tensor | None = None
         for p in self.model.parameters():
             p.requires_grad_(False)
+        self.attn_implementation = self.set_attention(attn_implementation)
+
+    def set_attention(self, choice: str) -> str:
+        """Vision-tower attention (tvau.model.attention): 'auto' | 'eager' | 'sdpa' | 'varlen' |
+        'flash_attn' | 'padded'. Returns the transformers name now in the vision config."""
+        from tvau.model.attention import apply
+
+        self.attn_implementation = apply(self.model, choice)
+        return self.attn_implementation
 
     # --- sub-modules (STACK.md: model.model.visual / language_model, model.lm_head) ---
     @property
@@ -128,9 +139,20 @@ class Backbone(nn.Module):
     # --- vision ---
     @torch.no_grad()
     def encode_video(self, frames: np.ndarray) -> VisionOutput:
-        """Run the vision tower once: merged LM tokens and the tapped pre-merger maps."""
-        pixels, grid = self.preprocessor(frames)
-        pixels, grid = pixels.to(self.device, self.dtype), grid.to(self.device)
+        """Run the vision tower once: merged LM tokens and the tapped pre-merger maps (a batch of one)."""
+        return self.encode_videos([frames])[0]
+
+    @torch.no_grad()
+    def encode_videos(self, clips: Sequence[np.ndarray]) -> list[VisionOutput]:
+        """Several clips through the vision tower in ONE call: their patches are concatenated and
+        grid_thw gets one row per clip, so each clip's windows (and frames, in the full-attention
+        blocks) are just more variable-length attention segments; nothing attends across clips
+        (transformers builds the segments per grid row). Clips may differ in size and length."""
+        if len(clips) == 0:
+            return []
+        prepared = [self.preprocessor(frames) for frames in clips]
+        pixels = torch.cat([p for p, _ in prepared]).to(self.device, self.dtype)
+        grid = torch.cat([g for _, g in prepared]).to(self.device)
         captured: dict[int, torch.Tensor] = {}
         hooks = [
             self.visual.blocks[i].register_forward_hook(
@@ -145,13 +167,22 @@ class Backbone(nn.Module):
         vc = self.model.config.vision_config
         from transformers.vision_utils import get_vision_window_index
 
-        window_index, _ = get_vision_window_index(grid, spatial_merge_size=vc.spatial_merge_size,
-                                                  window_size=vc.window_size, patch_size=vc.patch_size)
-        gthw = tuple(int(v) for v in grid[0].tolist())
-        maps = [window_order_to_spatial(captured[i].float(), window_index.to(self.device), gthw,
-                                        vc.spatial_merge_size) for i in self.taps]
-        return VisionOutput(video_embeds=out.pooler_output, taps=maps, grid_thw=grid,
-                            frame_size=(int(frames.shape[1]), int(frames.shape[2])), num_frames=int(frames.shape[0]))
+        unit = vc.spatial_merge_size ** 2
+        sizes = [int(g.prod()) for g in grid]  # patches per clip: the window-ordered sequence is clip-major
+        taps = {i: captured[i].split(sizes) for i in self.taps}
+        merged = out.pooler_output.split([s // unit for s in sizes])
+        results = []
+        for k, frames in enumerate(clips):
+            g = grid[k:k + 1]
+            window_index, _ = get_vision_window_index(g.cpu(), spatial_merge_size=vc.spatial_merge_size,
+                                                      window_size=vc.window_size, patch_size=vc.patch_size)
+            gthw = tuple(int(v) for v in g[0].tolist())
+            maps = [window_order_to_spatial(taps[i][k].float(), window_index.to(self.device), gthw,
+                                            vc.spatial_merge_size) for i in self.taps]
+            results.append(VisionOutput(video_embeds=merged[k], taps=maps, grid_thw=g,
+                                        frame_size=(int(frames.shape[1]), int(frames.shape[2])),
+                                        num_frames=int(frames.shape[0])))
+        return results
 
     # --- text anchors S (METHOD.md section 3) ---
     @torch.no_grad()
@@ -213,28 +244,78 @@ class Backbone(nn.Module):
         out = self.language_model(inputs_embeds=inputs_embeds, position_ids=position_ids, use_cache=False)
         return self.model.lm_head(out.last_hidden_state)
 
+    def batch_inputs(self, embeds: Sequence[torch.Tensor], positions: Sequence[torch.Tensor]):
+        """Left-pad per-sample inputs_embeds (1, L_i, D) and M-RoPE positions (3, 1, L_i) into one batch:
+        (B, L, D), attention mask (B, L) long (0 on padding) and positions (3, B, L). Left padding
+        keeps every sample's last token in the last column, where decoding continues. Padded slots
+        get zero embeddings and position 0; the mask keeps them out of every real token's attention,
+        and their own outputs are never read. Each sample keeps its own 3-D positions, so a batch
+        computes what the samples compute one at a time."""
+        if len(embeds) != len(positions) or not embeds:
+            raise ValueError(f"{len(embeds)} embeddings for {len(positions)} position tensors")
+        length = max(e.shape[1] for e in embeds)
+        b, d = len(embeds), embeds[0].shape[-1]
+        out = embeds[0].new_zeros(b, length, d)
+        mask = torch.zeros(b, length, dtype=torch.long, device=out.device)
+        pos = torch.zeros(3, b, length, dtype=torch.long, device=out.device)
+        for i, (e, p) in enumerate(zip(embeds, positions)):
+            n = e.shape[1]
+            out[i, length - n:] = e[0]
+            mask[i, length - n:] = 1
+            pos[:, i, length - n:] = p[:, 0].to(out.device)
+        return out, mask, pos
+
     @torch.no_grad()
     def greedy_decode(self, inputs_embeds: torch.Tensor, position_ids: torch.Tensor, max_new_tokens: int) -> str:
-        """Greedy decoding with a KV cache. After the prompt every new token advances all three
-        M-RoPE axes by one from the prompt's maximum position (Qwen2.5-VL's rope-delta rule)."""
+        """Greedy decoding with a KV cache (a batch of one of greedy_decode_batch)."""
+        return self.greedy_decode_batch(inputs_embeds, position_ids, max_new_tokens)[0]
+
+    @torch.no_grad()
+    def greedy_decode_batch(self, inputs_embeds: torch.Tensor, position_ids: torch.Tensor, max_new_tokens: int,
+                            attention_mask: torch.Tensor | None = None) -> list[str]:
+        """Greedy answers of B left-padded prompts (see greedy_tokens_batch), decoded to text."""
+        tokens = self.greedy_tokens_batch(inputs_embeds, position_ids, max_new_tokens, attention_mask)
+        return [self.tokenizer.decode(t, skip_special_tokens=True) for t in tokens]
+
+    @torch.no_grad()
+    def greedy_tokens_batch(self, inputs_embeds: torch.Tensor, position_ids: torch.Tensor, max_new_tokens: int,
+                            attention_mask: torch.Tensor | None = None) -> list[list[int]]:
+        """Greedy decoding of B left-padded prompts with one KV cache: inputs_embeds (B, L, D), position_ids
+        (3, B, L), attention_mask (B, L) (None: no padding). Returns each sample's new token ids, without
+        the stop token. After its prompt every new token of a sample advances all three M-RoPE axes by
+        one from that sample's maximum position (Qwen2.5-VL's rope-delta rule). A finished sample is fed
+        the end-of-text token until all have stopped; those steps are masked out and never read."""
         from transformers import DynamicCache
 
+        b = inputs_embeds.shape[0]
         cache = DynamicCache(config=self.model.config.text_config)
-        stop = {self.table.im_end, self.tokenizer.convert_tokens_to_ids(ENDOFTEXT)}
-        out = self.language_model(inputs_embeds=inputs_embeds, position_ids=position_ids, cache=cache, use_cache=True)
-        next_pos = int(position_ids.max()) + 1
-        generated: list[int] = []
+        eot = self.tokenizer.convert_tokens_to_ids(ENDOFTEXT)
+        stop = torch.tensor(sorted({self.table.im_end, eot}), device=self.device)
+        mask = attention_mask
+        out = self.language_model(inputs_embeds=inputs_embeds, attention_mask=mask, position_ids=position_ids,
+                                  cache=cache, use_cache=True)
+        if mask is not None:  # padded slots hold position 0; the max is over real tokens only
+            next_pos = position_ids.masked_fill(mask[None] == 0, 0).amax(dim=(0, 2)) + 1
+        else:
+            next_pos = position_ids.amax(dim=(0, 2)) + 1  # (B,)
+        generated = torch.empty(b, 0, dtype=torch.long, device=self.device)
+        done = torch.zeros(b, dtype=torch.bool, device=self.device)
         embed = self.language_model.get_input_embeddings()
         for _ in range(max_new_tokens):
-            tok = int(self.model.lm_head(out.last_hidden_state[:, -1]).argmax(-1))
-            if tok in stop:
+            tok = self.model.lm_head(out.last_hidden_state[:, -1]).argmax(-1)  # (B,)
+            done |= torch.isin(tok, stop)
+            if bool(done.all()):
                 break
-            generated.append(tok)
-            pos = torch.full((3, 1, 1), next_pos, device=self.device, dtype=torch.long)
-            next_pos += 1
-            out = self.language_model(inputs_embeds=embed(torch.tensor([[tok]], device=self.device)),
-                                      position_ids=pos, cache=cache, use_cache=True)
-        return self.tokenizer.decode(generated, skip_special_tokens=True)
+            tok = tok.masked_fill(done, eot)
+            generated = torch.cat([generated, tok[:, None]], dim=1)
+            if mask is not None:
+                mask = torch.cat([mask, (~done).long()[:, None]], dim=1)
+            pos = next_pos.view(1, b, 1).expand(3, b, 1)
+            next_pos = next_pos + 1
+            out = self.language_model(inputs_embeds=embed(tok[:, None]), attention_mask=mask, position_ids=pos,
+                                      cache=cache, use_cache=True)
+        # eot is a stop token, so within a row it only appears from the step where that sample stopped.
+        return [row[:row.index(eot)] if eot in row else row for row in generated.tolist()]
 
     @torch.no_grad()
     def generate(self, frames: np.ndarray | None, prompt: str, max_new_tokens: int = 64) -> str:
@@ -290,4 +371,5 @@ def load_backbone(cfg: ModelConfig) -> Backbone:
     taps = map_taps(cfg.taps, cfg.tap_reference_depth, len(model.model.visual.blocks))
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     return Backbone(model, tok, VisionPreprocessor.from_dir(path), source=cfg.backbone, taps=taps,
-                    video_fps=cfg.video_fps, system_prompt=cfg.system_prompt)
+                    video_fps=cfg.video_fps, system_prompt=cfg.system_prompt,
+                    attn_implementation=cfg.attn_implementation)

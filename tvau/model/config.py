@@ -23,6 +23,16 @@ class ModelConfig(Section):
     # initialises AHD/RAE/LoRA) because the backbone is a fixed reference, like a hub checkpoint.
     tiny_seed: int = 0
 
+    # Attention of the vision tower (tvau/model/attention.py). "auto": the fastest available on the
+    # device: torch's varlen flash kernel on CUDA in bf16/fp16 (else flash-attn when installed), one
+    # padded SDPA call per block elsewhere. "eager"/"sdpa": transformers' stock loop, one call per
+    # window. "varlen" | "flash_attn" | "padded" force one; an unavailable choice is an error.
+    attn_implementation: Literal["auto", "eager", "sdpa", "varlen", "flash_attn", "padded"] = "auto"
+    # Stage 2 on a large backbone: recompute the language model's layers in the backward pass instead
+    # of keeping their activations (less memory, about one more LM forward of time). Applied to the
+    # LM when stage 2 is set; it acts in training mode (model.train()).
+    gradient_checkpointing: bool = False
+
     # --- AHD (METHOD.md section 4) ---
     # Tapped vision blocks, 0-based, as indexes of a `tap_reference_depth`-block tower. The paper's text
     # names 0, 7, 15, 31; the author's code also tapped 23, and only the five taps reproduce the

@@ -47,15 +47,23 @@ class RAE(nn.Module):
         """Prompt tokens for a clip with t_grid temporal patches: (T'-1) * 20."""
         return max(0, t_grid - 1) * self.tokens_per_step
 
-    def forward(self, logits: torch.Tensor) -> torch.Tensor:
-        """H_c (T', 2, H', W') -> P_An ((T'-1) * 20, D), step-major."""
+    def motion(self, logits: torch.Tensor) -> torch.Tensor:
+        """H_c (T', 2, H', W') -> the motion cue X (T'-1, 2, H', W')."""
         x = torch.softmax(logits.float(), dim=1) if self.input_kind == "probs" else logits.float() / self.logit_scale
-        d = x[1:] - x[:-1]  # (T'-1, 2, H', W'): the motion cue
+        return x[1:] - x[:-1]
+
+    def tokens(self, d: torch.Tensor) -> torch.Tensor:
+        """Motion cues (N, 2, H', W') of any number of steps (of one clip or of several clips stacked:
+        every step is independent from here on) -> (N * 20, D), step-major."""
         steps = d.shape[0]
         if steps == 0:
             return self.base.new_zeros(0, self.base.shape[1])
-        f = self.convs(d)  # (T'-1, 96, H', W')
-        regions = nn.functional.adaptive_avg_pool2d(f, REGION_GRID).flatten(2).transpose(1, 2)  # (T'-1, 9, 96)
-        glob = f.mean(dim=(2, 3))[:, None]  # (T'-1, 1, 96)
+        f = self.convs(d)  # (N, 96, H', W')
+        regions = nn.functional.adaptive_avg_pool2d(f, REGION_GRID).flatten(2).transpose(1, 2)  # (N, 9, 96)
+        glob = f.mean(dim=(2, 3))[:, None]  # (N, 1, 96)
         tokens = torch.cat([self.base.expand(steps, -1, -1), self.region_mlp(regions), self.global_mlp(glob)], dim=1)
         return tokens.reshape(steps * self.tokens_per_step, -1)
+
+    def forward(self, logits: torch.Tensor) -> torch.Tensor:
+        """H_c (T', 2, H', W') -> P_An ((T'-1) * 20, D), step-major."""
+        return self.tokens(self.motion(logits))

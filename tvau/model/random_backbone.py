@@ -78,4 +78,5 @@ def random_backbone(arch: str, cfg: ModelConfig, device: str | None = None, dtyp
     taps = map_taps(cfg.taps, cfg.tap_reference_depth, len(model.model.visual.blocks))
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     return Backbone(model, tok, VisionPreprocessor.from_config(pre), source=f"random:{arch}", taps=taps,
-                    video_fps=cfg.video_fps, system_prompt=cfg.system_prompt)
+                    video_fps=cfg.video_fps, system_prompt=cfg.system_prompt,
+                    attn_implementation=cfg.attn_implementation)

@@ -10,11 +10,17 @@ dialogue with the RAE prompt tokens placed after the video.
     h = model.heatmap(clip)                # clip (T, H, W, 3) uint8 -> (T', H', W') in [0, 1]
     r = model.chat(clip, "Is there any anomaly in the video?")
     r = model.chat(clip, "What is its motion state?", history=r.history)
+
+Batches (issue 9): `encode_batch`, `heatmap_batch`, `chat_batch` and `dialogue_loss_batch` take a list of
+clips: one vision-tower call for all of them, AHD and RAE over the stacked clips, one left-padded LM
+prefill and one KV cache for greedy decoding. The single-clip methods are batches of one.
 """
 
 from __future__ import annotations
 
 import json
+from collections import defaultdict
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -101,6 +107,14 @@ class TVAU(nn.Module):
             self.rae.requires_grad_(True)
             for p in lora_parameters(self.backbone.language_model).values():
                 p.requires_grad_(True)
+        lm = self.backbone.language_model
+        if stage == 2 and self.cfg.gradient_checkpointing:
+            # Non-reentrant: the LM's own weights are frozen, the gradient flows to LoRA and, through
+            # inputs_embeds, to RAE; the reentrant variant would need inputs that require grad.
+            # (transformers 5.24 names it activation checkpointing; gradient_checkpointing_* is deprecated.)
+            lm.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+        elif lm.is_activation_checkpointing:
+            lm.activation_checkpointing_disable()
         self.stage = stage
 
     def trainable_parameters(self) -> list[nn.Parameter]:
@@ -109,12 +123,35 @@ class TVAU(nn.Module):
     # --- vision + AHD ---
     def encode(self, frames: np.ndarray) -> ClipEncoding:
         """One vision pass and (if AHD is on) the class logits H_c. Gradients reach AHD only."""
-        vision = self.backbone.encode_video(frames)
-        logits = self.ahd(vision.taps, self.backbone.anchors()) if self.use_ahd else None
-        return ClipEncoding(vision, logits)
+        return self.encode_batch([frames])[0]
+
+    def encode_batch(self, clips: Sequence[np.ndarray]) -> list[ClipEncoding]:
+        """encode() for several clips: one vision-tower call, AHD over the stacked clips."""
+        visions = self.backbone.encode_videos(clips)
+        logits = self.ahd_batch(visions) if self.use_ahd else [None] * len(visions)
+        return [ClipEncoding(v, h) for v, h in zip(visions, logits)]
+
+    def ahd_batch(self, visions: Sequence[VisionOutput]) -> list[torch.Tensor]:
+        """AHD's class logits H_c for several vision outputs. AHD works per position, so clips of one
+        patch-grid size are stacked along T' (one MLP call per tap for all of them)."""
+        anchors = self.backbone.anchors()
+
+        def ahd(group: list[VisionOutput]) -> list[torch.Tensor]:
+            feats = [torch.cat([v.taps[k] for v in group]) for k in range(len(group[0].taps))]
+            return list(self.ahd(feats, anchors).split([v.taps[0].shape[0] for v in group]))
+
+        return _by_grid(list(visions), lambda v: tuple(v.grid_thw[0, 1:].tolist()), ahd)
 
     def _encoding(self, clip) -> ClipEncoding:
         return clip if isinstance(clip, ClipEncoding) else self.encode(clip)
+
+    def _encodings(self, clips) -> list[ClipEncoding]:
+        """Clips ((T, H, W, 3) arrays or ClipEncodings) -> encodings; raw clips share one batch."""
+        raw = [i for i, c in enumerate(clips) if not isinstance(c, ClipEncoding)]
+        encs = list(clips)
+        for i, e in zip(raw, self.encode_batch([clips[i] for i in raw]) if raw else []):
+            encs[i] = e
+        return encs
 
     @torch.no_grad()
     def heatmap(self, clip) -> torch.Tensor:
@@ -123,6 +160,11 @@ class TVAU(nn.Module):
         if enc.logits is None:
             raise RuntimeError("AHD is switched off (use_ahd=False): there is no heatmap")
         return heatmap_from_logits(enc.logits).cpu()
+
+    @torch.no_grad()
+    def heatmap_batch(self, clips) -> list[torch.Tensor]:
+        """heatmap() for several clips (arrays or ClipEncodings) with one vision call."""
+        return [self.heatmap(e) for e in self._encodings(clips)]
 
     @torch.no_grad()
     def heatmap_frames(self, clip) -> torch.Tensor:
@@ -139,31 +181,72 @@ class TVAU(nn.Module):
     def anomaly_tokens(self, enc: ClipEncoding) -> torch.Tensor | None:
         """P_An ((T'-1) * 20, D) or None when RAE is off. Without AHD, RAE sees a constant (uninformative)
         heatmap, so only its base tokens and biases carry information (the paper's w/o-AHD ablation)."""
-        if not self.use_rae:
-            return None
-        logits = enc.logits
-        if logits is None:
-            t, h, w = enc.grid
-            logits = torch.zeros(t, 2, h, w, device=self.backbone.device)
-        return self.rae(logits)
+        return self.anomaly_tokens_batch([enc])[0]
 
-    def _lm_inputs(self, enc: ClipEncoding, turns: list[tuple[str, str | None]]):
-        tokens = self.anomaly_tokens(enc)
+    def anomaly_tokens_batch(self, encs: Sequence[ClipEncoding]) -> list[torch.Tensor | None]:
+        """anomaly_tokens() for several clips: motion cues per clip, RAE's convolutions and MLPs over
+        the stacked steps of all clips of one grid size."""
+        if not self.use_rae:
+            return [None] * len(encs)
+
+        def logits_of(enc: ClipEncoding) -> torch.Tensor:
+            if enc.logits is not None:
+                return enc.logits
+            t, h, w = enc.grid
+            return torch.zeros(t, 2, h, w, device=self.backbone.device)
+
+        def rae(group: list[ClipEncoding]) -> list[torch.Tensor]:
+            cues = [self.rae.motion(logits_of(e)) for e in group]
+            tokens = self.rae.tokens(torch.cat(cues))
+            return list(tokens.split([c.shape[0] * self.rae.tokens_per_step for c in cues]))
+
+        return _by_grid(list(encs), lambda e: e.grid[1:], rae)
+
+    def _lm_inputs(self, enc: ClipEncoding, turns: list[tuple[str, str | None]],
+                   tokens: torch.Tensor | None | str = "compute"):
+        if isinstance(tokens, str):
+            tokens = self.anomaly_tokens(enc)
         n = 0 if tokens is None else tokens.shape[0]
         prompt = self.backbone.prompt(turns, enc.vision.grid_thw, num_anomaly_tokens=n)
         embeds = self.backbone.embed(prompt, enc.vision.video_embeds, tokens)
         return prompt, embeds, self.backbone.position_ids(prompt, enc.vision.grid_thw)
 
+    def _lm_batch(self, encs: list[ClipEncoding], conversations: list[list[tuple[str, str | None]]],
+                  tokens: list[torch.Tensor | None] | None = None):
+        """Per-sample prompts, and the left-padded batch (embeds, attention mask, positions). `tokens`:
+        the clips' anomaly prompt tokens if already computed."""
+        if tokens is None:
+            tokens = self.anomaly_tokens_batch(encs)
+        per = [self._lm_inputs(e, turns, t) for e, turns, t in zip(encs, conversations, tokens)]
+        embeds, mask, pos = self.backbone.batch_inputs([p[1] for p in per], [p[2] for p in per])
+        return [p[0] for p in per], embeds, mask, pos
+
     @torch.no_grad()
     def chat(self, clip, question: str, history: list[tuple[str, str]] | None = None,
              max_new_tokens: int | None = None) -> ChatResult:
         """Answer `question` about `clip` ((T, H, W, 3) uint8 or a ClipEncoding) after `history`."""
-        enc = self._encoding(clip)
-        turns = [*(history or []), (question, None)]
-        _, embeds, pos = self._lm_inputs(enc, turns)
-        answer = self.backbone.greedy_decode(embeds, pos, max_new_tokens or self.cfg.max_new_tokens)
-        heat = heatmap_from_logits(enc.logits).cpu() if enc.logits is not None else None
-        return ChatResult(answer, heat, [*(history or []), (question, answer)])
+        return self.chat_batch([clip], [question], [history], max_new_tokens)[0]
+
+    @torch.no_grad()
+    def chat_batch(self, clips, questions: str | Sequence[str],
+                   histories: Sequence[list[tuple[str, str]] | None] | None = None,
+                   max_new_tokens: int | None = None) -> list[ChatResult]:
+        """chat() for several clips at once (one question for all, or one per clip; one history per
+        clip or none): one vision call for the raw clips, one left-padded prefill, one KV cache."""
+        n = len(clips)
+        questions = [questions] * n if isinstance(questions, str) else list(questions)
+        histories = list(histories) if histories is not None else [None] * n
+        if not len(questions) == len(histories) == n:
+            raise ValueError(f"{n} clips, {len(questions)} questions, {len(histories)} histories")
+        if n == 0:
+            return []
+        encs = self._encodings(clips)
+        convs = [[*(h or []), (q, None)] for q, h in zip(questions, histories)]
+        _, embeds, mask, pos = self._lm_batch(encs, convs)
+        answers = self.backbone.greedy_decode_batch(embeds, pos, max_new_tokens or self.cfg.max_new_tokens,
+                                                    attention_mask=mask if n > 1 else None)
+        return [ChatResult(a, heatmap_from_logits(e.logits).cpu() if e.logits is not None else None,
+                           [*(h or []), (q, a)]) for a, e, q, h in zip(answers, encs, questions, histories)]
 
     def dialogue_loss(self, clip, turns: list[tuple[str, str]]) -> torch.Tensor:
         """Stage-2 loss: next-token cross-entropy on the assistant answers of a conversation."""
@@ -172,6 +255,22 @@ class TVAU(nn.Module):
         logits = self.backbone.logits(embeds, pos)
         labels = prompt.labels.to(logits.device)
         return F.cross_entropy(logits[0, :-1].float(), labels[0, 1:], ignore_index=-100)
+
+    def dialogue_loss_batch(self, clips, conversations: Sequence[list[tuple[str, str]]]) -> torch.Tensor:
+        """dialogue_loss() over several clips in one left-padded LM forward: the mean over ALL answer
+        tokens of the batch (so a clip weighs by its answer length, as in one long sequence)."""
+        if len(clips) != len(conversations) or not clips:
+            raise ValueError(f"{len(clips)} clips for {len(conversations)} conversations")
+        encs = self._encodings(clips)
+        prompts, embeds, mask, pos = self._lm_batch(encs, [list(c) for c in conversations])
+        out = self.backbone.language_model(inputs_embeds=embeds, attention_mask=mask, position_ids=pos,
+                                           use_cache=False)
+        logits = self.backbone.model.lm_head(out.last_hidden_state)
+        length = logits.shape[1]
+        labels = torch.full((len(prompts), length), -100, dtype=torch.long, device=logits.device)
+        for i, p in enumerate(prompts):
+            labels[i, length - p.labels.shape[1]:] = p.labels[0].to(logits.device)
+        return F.cross_entropy(logits[:, :-1].flatten(0, 1).float(), labels[:, 1:].flatten(), ignore_index=-100)
 
     # --- adapters (AHD + RAE + LoRA) as one safetensors file ---
     def adapter_state_dict(self) -> dict[str, torch.Tensor]:
@@ -236,3 +335,16 @@ class TVAU(nn.Module):
         with torch.no_grad():
             for k, p in lora.items():
                 p.copy_(groups["lora"][k])
+
+
+def _by_grid(items: list, key: Callable, run: Callable[[list], list]) -> list:
+    """Apply `run` to the items grouped by `key` (a patch-grid size: only equal sizes stack), keeping
+    the input order in the result."""
+    groups: dict = defaultdict(list)
+    for i, item in enumerate(items):
+        groups[key(item)].append(i)
+    out: list = [None] * len(items)
+    for idx in groups.values():
+        for i, r in zip(idx, run([items[i] for i in idx])):
+            out[i] = r
+    return out
