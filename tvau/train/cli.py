@@ -6,6 +6,7 @@ On CPU this is one DeepSpeed process; on GPUs run it under the launcher, e.g.
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -37,10 +38,11 @@ def _run(stage: str, data: Path, out: Path, init: Path | None, params_path: Path
 
     try:
         run_stage(params, stage, data, out, init=init, checkpoint_dir=checkpoints, resume=resume,
-                  progress=sys.stderr.isatty())
+                  progress=sys.stderr.isatty(), progress_lines=True)
     except (TrainingDataError, TrainedModelError, FileNotFoundError) as exc:
         _fail(str(exc))
-    typer.echo(f"wrote {out}")
+    if os.environ.get("RANK", "0") == "0":
+        typer.echo(f"wrote {out}")
 
 
 DATA = typer.Option(Path("data/train"), "--data", help="Training sets (the output of `tvau construct build`).")

@@ -28,6 +28,7 @@ import hashlib
 import json
 import math
 import shutil
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -86,9 +87,20 @@ def _sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def code_digest() -> str:
+    """sha256 over the source of the code a run depends on (tvau/train, tvau/model, tvau/data)."""
+    root = Path(__file__).resolve().parents[1]
+    h = hashlib.sha256()
+    for f in sorted(p for d in ("train", "model", "data") for p in (root / d).rglob("*.py")):
+        h.update(str(f.relative_to(root)).encode())
+        h.update(f.read_bytes())
+    return h.hexdigest()
+
+
 def fingerprint(params, stage: str, data_dir: Path, init: Path | None, world: int) -> str:
-    """Identity of a run's inputs: a checkpoint resumes only a run with the same fingerprint."""
-    h = {
+    """Identity of a run's inputs (parameters, data, stage-1 adapters, code, ranks): a checkpoint
+    resumes only a run with the same fingerprint."""
+    h = {"code": code_digest(),
         "stage": stage, "world": world, "seed": params.seed,
         "model": params.model.model_dump(mode="json"), "clip": params.clip.model_dump(mode="json"),
         "train": params.train.model_dump(mode="json"),
@@ -228,11 +240,13 @@ def _gathered(model, zero_stage: int):
 
 def run_stage(params, stage: str, data_dir: str | Path = "data/train", out_dir: str | Path | None = None, *,
               init: str | Path | None = None, checkpoint_dir: str | Path | None = None, resume: bool = True,
-              on_log: OnLog | None = None, progress: bool = True, model=None) -> Path:
+              on_log: OnLog | None = None, progress: bool = True, model=None,
+              progress_lines: bool = False) -> Path:
     """Train one stage and write the trained-model directory `out_dir` (default data/models/ahd or
     data/models/tvau) with the adapters, model.json, the training log and a summary (no timings:
     DVC tracks these files). `init` is the stage-1 directory for stage 2. `model`: an already loaded
-    TVAU built from the same params (default: built here); it is trained in place. Returns out_dir."""
+    TVAU built from the same params (default: built here); it is trained in place. progress_lines:
+    without a progress bar, print one line per log interval to stderr instead. Returns out_dir."""
     from tqdm import tqdm
 
     from tvau.model.trained import save_trained
@@ -275,6 +289,7 @@ def run_stage(params, stage: str, data_dir: str | Path = "data/train", out_dir: 
     bar = tqdm(total=len(tr.steps), initial=start, desc=f"train {stage}", unit="step", disable=not tr.progress)
     for step in range(start, len(tr.steps)):
         items = tr.steps[step]
+        lr = float(scheduler.get_last_lr()[0])  # the rate this step's update uses
         total = torch.zeros(())
         mbs = [items[i:i + cfg.micro_batch] for i in range(0, len(items), cfg.micro_batch)]
         for k, mb in enumerate(mbs):
@@ -287,13 +302,17 @@ def run_stage(params, stage: str, data_dir: str | Path = "data/train", out_dir: 
         if tr.world > 1:
             dist.all_reduce(total)
         done = step + 1
-        entry = {"step": done, "loss": float(total) / len(mbs), "lr": float(scheduler.get_last_lr()[0]),
+        entry = {"step": done, "loss": float(total) / len(mbs), "lr": lr,
                  "phase": items[-1].phase, "epoch": round(items[-1].epoch, 4)}
         log.append(entry)
         bar.update(1)
         bar.set_postfix(loss=f"{entry['loss']:.4f}")
-        if tr.rank == 0 and on_log is not None and (done % cfg.log_every == 0 or done == len(tr.steps)):
-            on_log(done, {k: v for k, v in entry.items() if k != "step"})
+        if tr.rank == 0 and (done % cfg.log_every == 0 or done == len(tr.steps)):
+            if not tr.progress and progress_lines:  # no bar (e.g. under DVC): one line per log interval
+                print(f"{stage} step {done}/{len(tr.steps)} loss {entry['loss']:.4f} lr {lr:.3g} "
+                      f"phase {entry['phase']} epoch {entry['epoch']}", file=sys.stderr, flush=True)
+            if on_log is not None:
+                on_log(done, {k: v for k, v in entry.items() if k != "step"})
         if (cfg.checkpoint_every and done % cfg.checkpoint_every == 0) or done == len(tr.steps):
             checkpoint(done)
     bar.close()
@@ -312,9 +331,9 @@ def run_stage(params, stage: str, data_dir: str | Path = "data/train", out_dir: 
                 SUMMARY_FILE: (json.dumps(summary, indent=2, sort_keys=True) + "\n").encode(),
             })
     dist.barrier()
-    if tr.rank == 0 and tr.progress:
+    if tr.rank == 0 and (tr.progress or progress_lines):
         print(f"{stage}: {len(tr.steps)} steps, loss {summary['first_loss']:.4f} -> {summary['final_loss']:.4f}; "
-              f"feature cache {tr.cache.hits} hits / {tr.cache.misses} misses; wrote {out_dir}", flush=True)
+              f"feature cache {tr.cache.hits} hits / {tr.cache.misses} misses; wrote {out_dir}", file=sys.stderr, flush=True)
     return out_dir
 
 
