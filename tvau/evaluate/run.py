@@ -67,6 +67,13 @@ def run_evaluation(model_ref: str, data: str | Path, params, split: str | None =
             seed = json.loads((Path(holdout) / "synth_manifest.json").read_text()).get("seed")
         except (OSError, json.JSONDecodeError):
             pass
+        train_seed = None
+        try:
+            train_seed = json.loads((Path(data) / "synth_manifest.json").read_text()).get("seed")
+        except (OSError, json.JSONDecodeError):
+            pass
+        if seed is not None and seed == train_seed and Path(holdout).resolve() != Path(data).resolve():
+            raise ValueError(f"{holdout}: rendered with seed {seed}, the seed of {data}: not a never-seen set")
         result["holdout"] = {"videos": h["videos"], "frames": h["frames"], "seed": seed, "model": h["model"],
                              "baseline": h["baseline"], "majority_yes_no": h["majority_yes_no"],
                              "per_kind": h["per_kind"], "notes": h["notes"]}
