@@ -10,12 +10,14 @@ import typer
 
 from tvau.construct.cli import app as construct_app
 from tvau.data.cli import app as data_app
+from tvau.evaluate.cli import evaluate_cmd
 from tvau.metrics.cli import app as metrics_app
 from tvau.model.cli import app as model_app
 from tvau.quality.cli import app as quality_app
 from tvau.s3server import s3_server
 from tvau.stack.cli import app as stack_app
 from tvau.synth.cli import synth
+from tvau.train.cli import app as train_app
 
 app = typer.Typer(
     help="T-VAU: text-guided fine-grained video anomaly understanding. "
@@ -24,6 +26,7 @@ app = typer.Typer(
     add_completion=False,
 )
 app.command("synth", help="Render a synthetic surveillance dataset in the UBnormal layout.")(synth)
+app.command("evaluate", help="Evaluate a trained model beside the baseline, with bootstrap intervals.")(evaluate_cmd)
 app.command("s3-server", help="Run an S3-compatible server on loopback (foreground).")(s3_server)
 app.add_typer(model_app, name="model", help="Inspect and run the T-VAU model.")
 app.add_typer(data_app, name="data", help="Read and inspect datasets (UBnormal, ShanghaiTech).")
@@ -31,6 +34,7 @@ app.add_typer(metrics_app, name="metrics", help="Evaluation metrics (AUC, RBDC/T
 app.add_typer(construct_app, name="construct", help="Fine-grained annotation construction stages.")
 app.add_typer(quality_app, name="quality", help="Data-quality checks (pandera, Great Expectations).")
 app.add_typer(stack_app, name="stack", help="PostgreSQL, S3, MLflow and Prefect servers and a worker on loopback.")
+app.add_typer(train_app, name="train", help="Train T-VAU: stage 1 AHD, stage 2 RAE + LoRA (DeepSpeed).")
 
 
 @app.command("demo")

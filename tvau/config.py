@@ -15,11 +15,13 @@ from pydantic import Field, ValidationError
 from tvau.configbase import Section
 from tvau.construct.config import ConstructConfig
 from tvau.data.config import ClipConfig
+from tvau.evaluate.config import EvaluateConfig
 from tvau.metrics.config import MetricsConfig
 from tvau.model.config import ModelConfig
 from tvau.quality.config import QualityConfig
 from tvau.stack.config import StackConfig
 from tvau.synth.config import SynthConfig
+from tvau.train.config import TrainConfig
 
 DEFAULT_PARAMS = Path("params.yaml")
 
@@ -44,6 +46,8 @@ class Params(Section):
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)
     storage: StorageConfig = Field(default_factory=StorageConfig)
     stack: StackConfig = Field(default_factory=StackConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
 
 
 class ParamsError(ValueError):

@@ -1,4 +1,4 @@
-"""evaluate(): a perfect scorer scores 1 everywhere, the baseline beats chance, metrics.json is atomic."""
+"""tvau.evaluate.frames.evaluate(): a perfect scorer scores 1 everywhere, the baseline beats chance, metrics.json is atomic."""
 
 import json
 from dataclasses import dataclass, field

@@ -1,4 +1,4 @@
-"""Evaluate a heatmap scorer on a split: frame AUCs, pixel AUROC, mIoU, RBDC/TBDC -> metrics.json.
+"""Evaluate a heatmap scorer on a split (formerly tvau/evaluate.py): frame AUCs, pixel AUROC, mIoU, RBDC/TBDC -> metrics.json.
 
 A scorer is any callable `record -> iterable of (h, w) float heatmaps in [0, 1]`, one per frame in
 order; an ndarray (num_frames, h, w) is such an iterable, so a model that returns whole arrays and
@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -105,6 +106,44 @@ def _defined(fn: Callable[[], float], key: str, notes: list[str]) -> float | Non
     return float(v)
 
 
+@dataclass
+class VideoScores:
+    """One video's scored outputs: what every metric (and its bootstrap) is computed from."""
+
+    name: str
+    labels: np.ndarray  # (num_frames,) int64 frame labels
+    scores: np.ndarray  # (num_frames,) float64 frame scores
+    tracks: np.ndarray  # (N, 6) ground-truth regions: track_id, frame, x1, y1, x2, y2
+    detections: np.ndarray  # (M, 6) frame, x1, y1, x2, y2, score
+    pixels: PixelMetrics  # this video's pixel histograms and confusion counts
+
+
+def score_records(
+    records: Sequence[VideoRecord], scorer: Scorer, cfg: MetricsConfig, progress: bool = True, desc: str = "evaluate"
+) -> list[VideoScores]:
+    """Run the scorer over every record, keeping per-video results (for intervals over videos)."""
+    from tqdm import tqdm
+
+    out = []
+    for rec in tqdm(records, desc=desc, unit="video", disable=not progress):
+        pixels = PixelMetrics(bins=cfg.auc_bins, threshold=cfg.miou_threshold, stride=cfg.pixel_stride)
+        s, d = score_video(rec, scorer, cfg, pixels)
+        out.append(VideoScores(rec.name, np.asarray(rec.frame_labels, dtype=np.int64), s, tracks_table(rec.tracks),
+                               d, pixels))
+    return out
+
+
+def merge_pixels(videos: Sequence[VideoScores], cfg: MetricsConfig) -> PixelMetrics:
+    """The split's pixel statistics: the per-video histograms and counts summed."""
+    total = PixelMetrics(bins=cfg.auc_bins, threshold=cfg.miou_threshold, stride=cfg.pixel_stride)
+    for v in videos:
+        total.pos_hist += v.pixels.pos_hist
+        total.neg_hist += v.pixels.neg_hist
+        total.tp, total.fp, total.fn, total.tn = (total.tp + v.pixels.tp, total.fp + v.pixels.fp,
+                                                  total.fn + v.pixels.fn, total.tn + v.pixels.tn)
+    return total
+
+
 def evaluate(
     records: Sequence[VideoRecord],
     scorer: Scorer,
@@ -113,19 +152,19 @@ def evaluate(
     progress: bool = True,
 ) -> dict[str, Any]:
     """All metrics of `scorer` over `records` (one split). Returns a JSON-ready dict."""
-    from tqdm import tqdm
-
     cfg = cfg or MetricsConfig()
     if not records:
         raise ValueError("nothing to evaluate: the split holds no videos")
-    pixels = PixelMetrics(bins=cfg.auc_bins, threshold=cfg.miou_threshold, stride=cfg.pixel_stride)
-    labels, scores, tracks, dets = [], [], {}, {}
-    for rec in tqdm(records, desc="evaluate", unit="video", disable=not progress):
-        s, d = score_video(rec, scorer, cfg, pixels)
-        labels.append(np.asarray(rec.frame_labels, dtype=np.int64))
-        scores.append(s)
-        tracks[rec.name] = tracks_table(rec.tracks)
-        dets[rec.name] = d
+    return summarise(score_records(records, scorer, cfg, progress), cfg, scorer_name)
+
+
+def summarise(videos: Sequence[VideoScores], cfg: MetricsConfig, scorer_name: str = "") -> dict[str, Any]:
+    """The metrics dict of evaluate() from per-video results."""
+    labels = [v.labels for v in videos]
+    scores = [v.scores for v in videos]
+    tracks = {v.name: v.tracks for v in videos}
+    dets = {v.name: v.detections for v in videos}
+    pixels = merge_pixels(videos, cfg)
     notes: list[str] = []
     num_frames = int(sum(len(y) for y in labels))
     curves = None
@@ -135,7 +174,7 @@ def evaluate(
         notes.append(f"rbdc/tbdc: {exc}")
     return {
         "scorer": scorer_name,
-        "videos": len(records),
+        "videos": len(videos),
         "frames": num_frames,
         "anomalous_frames": int(sum(int(y.sum()) for y in labels)),
         "micro_auc": _defined(lambda: micro_auc(labels, scores), "micro_auc", notes),

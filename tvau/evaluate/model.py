@@ -1,0 +1,132 @@
+"""The trained T-VAU as a scorer: heatmaps over sliding clips covering each video, and the
+multi-turn dialogue on a few clips per video (one vision pass per clip serves both).
+
+Heatmaps: every clip of params `clip` (num_frames, stride, cover_tail) is cut from the video at the
+clip size, its per-frame heatmap (TVAU.heatmap_frames) is computed once, and a frame covered by
+several clips gets their mean (evaluate.overlap: "mean", or "max"). Frames are handed on as soon as
+no later clip covers them, so a long video is never held whole.
+
+Dialogue (METHOD.md sections 7 and 9): on `evaluate.dialogue_clips_per_video` clips per video (the
+clips with most anomalous frames, then the one nearest the middle) the model is asked the paper's
+first question and, for anomalous clips, the follow-ups in the training order (target, motion,
+from-where-to-where), each turn after its own previous answers. The yes/no truth is the clip's
+frame labels (any anomalous frame); the BLEU references are the refined descriptions of the
+phase-B records (data/train/sft) of the same footage file and clip, when such records exist.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from tvau.data.clips import clip_starts, iter_clips
+from tvau.data.config import ClipConfig
+from tvau.data.record import VideoRecord
+from tvau.model.chat import FOLLOW_UPS, Q_ANOMALY
+
+Q_TARGET, Q_MOTION, Q_FROM_TO = FOLLOW_UPS[0], FOLLOW_UPS[1], FOLLOW_UPS[2]
+
+
+@dataclass
+class DialogueResult:
+    video: str
+    start: int
+    truth: bool  # the clip holds an anomalous frame
+    answer: str  # answer to Q_ANOMALY
+    target: str | None = None  # answers to the follow-ups (anomalous clips only)
+    trajectory: str | None = None
+    ref_target: str | None = None  # refined-description references, when known
+    ref_trajectory: str | None = None
+
+
+def read_references(sft_dir: str | Path | None) -> dict[tuple[str, int], dict]:
+    """{(resolved footage path, clip start): answers} from phase-B SFT files of every split."""
+    out: dict[tuple[str, int], dict] = {}
+    if sft_dir is None or not Path(sft_dir).is_dir():
+        return out
+    from tvau.storage import read_jsonl
+
+    for f in sorted(Path(sft_dir).glob("phase_b_*.jsonl")):
+        for r in read_jsonl(f):
+            if r.get("answers") and r.get("source"):
+                out[(str(Path(r["source"]).resolve()), int(r["start"]))] = r["answers"]
+    return out
+
+
+def dialogue_clips(record: VideoRecord, clip: ClipConfig, k: int) -> list[int]:
+    """The k clip starts of a video that get the dialogue (most anomalous frames, then central)."""
+    starts = clip_starts(record.num_frames, clip.num_frames, clip.stride, clip.cover_tail)
+    labels = np.asarray(record.frame_labels)
+    mid = (record.num_frames - clip.num_frames) / 2
+    ranked = sorted(starts, key=lambda s: (-int(labels[s:s + clip.num_frames].sum()), abs(s - mid), s))
+    return sorted(ranked[:k])
+
+
+@dataclass
+class ModelScorer:
+    """Callable record -> per-frame heatmaps; collects dialogue results as a side effect."""
+
+    model: object  # TVAU
+    clip: ClipConfig
+    overlap: str = "mean"
+    dialogue_per_video: int = 1
+    max_new_tokens: int = 48
+    references: dict = field(default_factory=dict)
+    dialogues: list[DialogueResult] = field(default_factory=list)
+    name: str = "tvau"
+
+    def _dialogue(self, record: VideoRecord, start: int, enc) -> DialogueResult:
+        labels = np.asarray(record.frame_labels)[start:start + self.clip.num_frames]
+        truth = bool(labels.any())
+        ref = self.references.get((str(Path(record.source).resolve()), start))
+        m = self.max_new_tokens
+        r0 = self.model.chat(enc, Q_ANOMALY, max_new_tokens=m)
+        res = DialogueResult(record.name, start, truth, r0.answer)
+        if truth:
+            r1 = self.model.chat(enc, Q_TARGET, history=r0.history, max_new_tokens=m)
+            r2 = self.model.chat(enc, Q_MOTION, history=r1.history, max_new_tokens=m)
+            r3 = self.model.chat(enc, Q_FROM_TO, history=r2.history, max_new_tokens=m)
+            res.target, res.trajectory = r1.answer, r3.answer
+            if ref and ref.get("yes_no") == "yes":
+                res.ref_target, res.ref_trajectory = ref["target"], ref["trajectory"]
+        return res
+
+    def __call__(self, record: VideoRecord) -> Iterator[np.ndarray]:
+        want = set(dialogue_clips(record, self.clip, self.dialogue_per_video)) if self.dialogue_per_video else set()
+        n = record.num_frames
+        acc: dict[int, np.ndarray] = {}
+        cnt: dict[int, int] = {}
+        emitted = 0
+        for c in iter_clips(record, self.clip, with_masks=False):
+            # Every frame before this clip's start is final: hand it on.
+            while emitted < min(c.start, n):
+                yield self._final(acc, cnt, emitted)
+                emitted += 1
+            with torch.no_grad():
+                enc = self.model.encode(c.frames)
+                heat = self.model.heatmap_frames(enc).numpy()
+            for j in range(heat.shape[0]):
+                t = c.start + j
+                if t >= n or t < emitted:
+                    continue
+                if t in acc:
+                    acc[t] = acc[t] + heat[j] if self.overlap == "mean" else np.maximum(acc[t], heat[j])
+                    cnt[t] += 1
+                else:
+                    acc[t], cnt[t] = heat[j].astype(np.float32), 1
+            if c.start in want:
+                self.dialogues.append(self._dialogue(record, c.start, enc))
+        while emitted < n:
+            if emitted not in acc:
+                raise ValueError(f"{record.name}: frame {emitted} is covered by no clip")
+            yield self._final(acc, cnt, emitted)
+            emitted += 1
+
+    def _final(self, acc: dict, cnt: dict, t: int) -> np.ndarray:
+        h = acc.pop(t)
+        c = cnt.pop(t)
+        return np.clip(h / c if self.overlap == "mean" else h, 0.0, 1.0)

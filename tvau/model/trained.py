@@ -1,0 +1,139 @@
+"""The trained-model directory (CONTRACT.md): what training writes, the registry uploads, and the
+evaluator and the scorer load.
+
+    DIR/adapters.safetensors   AHD + RAE + LoRA weights, consolidated (never a ZeRO shard),
+                               written by TVAU.save_adapters
+    DIR/model.json             {"format": "tvau-model/1", "model": <params.model>, "seed": int,
+                                "clip": <params.clip>, "backbone": <reference as in params>,
+                                "backbone_sha256": <sha256 of a local backbone's
+                                model.safetensors, else null>}
+
+A trained T-VAU is the backbone reference plus these adapters; the backbone itself is never copied.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+MODEL_FORMAT = "tvau-model/1"
+ADAPTERS = "adapters.safetensors"
+MODEL_JSON = "model.json"
+
+
+class TrainedModelError(ValueError):
+    """A path or URI that is not a usable trained-model directory; the message names it."""
+
+
+def backbone_sha256(reference: str) -> str | None:
+    """sha256 of a local backbone directory's model.safetensors (None for embedded:/hub references,
+    whose identity is the reference string itself and, for the tiny one, its seed in params)."""
+    path = Path(reference).expanduser()
+    f = path / "model.safetensors"
+    if reference.startswith("embedded:") or not f.is_file():
+        return None
+    from tvau.storage import sha256_file
+
+    return sha256_file(f)
+
+
+def model_card(model, params) -> dict[str, Any]:
+    return {
+        "format": MODEL_FORMAT,
+        "model": params.model.model_dump(mode="json"),
+        "seed": int(params.seed),
+        "clip": params.clip.model_dump(mode="json"),
+        "backbone": params.model.backbone,
+        "backbone_sha256": backbone_sha256(params.model.backbone),
+    }
+
+
+def save_trained(model, out_dir: str | Path, params, extra_files: dict[str, bytes] | None = None) -> Path:
+    """Write `model`'s adapters and model.json into `out_dir` as one atomic directory swap.
+    `extra_files` (name -> bytes) go in beside them (e.g. the training log)."""
+    from tvau.storage import atomic_dir
+
+    out_dir = Path(out_dir)
+    with atomic_dir(out_dir) as tmp:
+        model.save_adapters(tmp / ADAPTERS)
+        (tmp / MODEL_JSON).write_text(json.dumps(model_card(model, params), indent=2, sort_keys=True) + "\n")
+        for name, data in (extra_files or {}).items():
+            (tmp / name).write_bytes(data)
+    return out_dir
+
+
+def read_card(model_dir: str | Path) -> dict[str, Any]:
+    model_dir = Path(model_dir)
+    if not model_dir.is_dir():
+        raise TrainedModelError(f"{model_dir}: no such trained-model directory")
+    card_path = model_dir / MODEL_JSON
+    if not card_path.is_file():
+        raise TrainedModelError(f"{card_path}: missing (not a trained-model directory)")
+    try:
+        card = json.loads(card_path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise TrainedModelError(f"{card_path}: not valid JSON ({exc})") from None
+    if not isinstance(card, dict) or card.get("format") != MODEL_FORMAT:
+        got = card.get("format") if isinstance(card, dict) else type(card).__name__
+        raise TrainedModelError(f"{card_path}: format {got!r} is not {MODEL_FORMAT!r}")
+    for key in ("model", "seed", "clip", "backbone"):
+        if key not in card:
+            raise TrainedModelError(f"{card_path}: missing key {key!r}")
+    if not (model_dir / ADAPTERS).is_file():
+        raise TrainedModelError(f"{model_dir / ADAPTERS}: missing")
+    return card
+
+
+def resolve(uri_or_path: str | Path) -> Path:
+    """A local trained-model directory for a path or an MLflow `models:/` / `runs:/` URI."""
+    s = str(uri_or_path)
+    if s.startswith(("models:/", "runs:/")):
+        # The registry (tvau/registry, owned by another stream) downloads it; imported lazily so that
+        # training and evaluation work without the registry installed.
+        from tvau.registry.resolve import download_model
+
+        return Path(download_model(s))
+    return Path(s).expanduser()
+
+
+def load_trained(uri_or_path: str | Path, params=None):
+    """A frozen, eval-mode TVAU from a trained-model directory (or registry URI).
+
+    The architecture, seed and backbone come from model.json; `params`, when given, may override
+    only where the model runs (model.device, model.dtype, model.cache_dir, model.max_new_tokens) —
+    never what the adapters were trained for."""
+    from pydantic import ValidationError
+
+    from tvau.config import Params
+    from tvau.data.config import ClipConfig
+    from tvau.model.config import ModelConfig
+    from tvau.model.tvau import TVAU
+
+    model_dir = resolve(uri_or_path)
+    card = read_card(model_dir)
+    try:
+        mcfg = ModelConfig.model_validate(card["model"])
+        clip = ClipConfig.model_validate(card["clip"])
+    except ValidationError as exc:
+        raise TrainedModelError(f"{model_dir / MODEL_JSON}: invalid model or clip section ({exc})") from None
+    if params is not None:
+        runtime = {k: getattr(params.model, k) for k in ("device", "dtype", "cache_dir", "max_new_tokens")}
+        mcfg = mcfg.model_copy(update=runtime)
+    expect = card.get("backbone_sha256")
+    if expect:
+        got = backbone_sha256(mcfg.backbone)
+        if got is not None and got != expect:
+            raise TrainedModelError(f"{model_dir / MODEL_JSON}: backbone {mcfg.backbone} has sha256 {got[:12]}..., "
+                                    f"the adapters were trained on {expect[:12]}...")
+    model = TVAU.from_config(mcfg, seed=int(card["seed"]))
+    try:
+        model.load_adapters(model_dir / ADAPTERS)
+    except (ValueError, FileNotFoundError) as exc:
+        raise TrainedModelError(str(exc)) from None
+    model.set_stage("frozen")
+    model.eval()
+    model.clip = clip  # the clip geometry the adapters were trained at (scorers cut clips with it)
+    model.params = Params(model=mcfg, clip=clip, seed=int(card["seed"])) if params is None else \
+        params.model_copy(update={"model": mcfg, "clip": clip, "seed": int(card["seed"])})
+    return model

@@ -1,0 +1,78 @@
+"""`tvau train ahd|rae`: one stage of training (the DVC stages train_ahd and train_rae call these).
+
+On CPU this is one DeepSpeed process; on GPUs run it under the launcher, e.g.
+    deepspeed --num_gpus 8 --no_local_rank -m tvau.cli train ahd
+(the launcher sets RANK/WORLD_SIZE/...; see infra/deepspeed/ for several nodes)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import typer
+
+app = typer.Typer(no_args_is_help=True)
+
+
+def _fail(msg: str) -> None:
+    typer.echo(f"error: {msg}", err=True)
+    raise typer.Exit(code=2)
+
+
+def _run(stage: str, data: Path, out: Path, init: Path | None, params_path: Path, checkpoints: Path | None,
+         resume: bool) -> None:
+    from tvau.config import ParamsError, load_params
+    from tvau.model.trained import TrainedModelError
+    from tvau.train.data import TrainingDataError
+
+    try:
+        params = load_params(params_path)
+    except ParamsError as exc:
+        _fail(str(exc))
+    if not data.is_dir():
+        _fail(f"{data}: no such training-set directory (run `dvc repro build`)")
+    if not Path(params.train.footage).is_dir():
+        _fail(f"{params.train.footage}: no such footage directory (params train.footage)")
+    from tvau.train.loop import run_stage
+
+    try:
+        run_stage(params, stage, data, out, init=init, checkpoint_dir=checkpoints, resume=resume,
+                  progress=sys.stderr.isatty(), progress_lines=True)
+    except (TrainingDataError, TrainedModelError, FileNotFoundError) as exc:
+        _fail(str(exc))
+    if os.environ.get("RANK", "0") == "0":
+        typer.echo(f"wrote {out}")
+
+
+DATA = typer.Option(Path("data/train"), "--data", help="Training sets (the output of `tvau construct build`).")
+PARAMS = typer.Option(Path("params.yaml"), "--params", help="Parameters file (sections model, clip, train).")
+CKPT = typer.Option(None, "--checkpoints", help="Resumable checkpoints (default .tvau/checkpoints/STAGE).")
+RESUME = typer.Option(True, "--resume/--no-resume", help="Continue from the newest matching checkpoint.")
+
+
+@app.command("ahd")
+def train_ahd(
+    data: Path = DATA,
+    out: Path = typer.Option(Path("data/models/ahd"), "--out", help="Trained-model directory to write."),
+    params: Path = PARAMS,
+    checkpoints: Path | None = CKPT,
+    resume: bool = RESUME,
+) -> None:
+    """Stage 1: train AHD (pixel cross-entropy on the pooled masks), backbone frozen."""
+    _run("ahd", data, out, None, params, checkpoints, resume)
+
+
+@app.command("rae")
+def train_rae(
+    data: Path = DATA,
+    init: Path = typer.Option(Path("data/models/ahd"), "--init", help="The stage-1 trained-model directory."),
+    out: Path = typer.Option(Path("data/models/tvau"), "--out", help="Trained-model directory to write."),
+    params: Path = PARAMS,
+    checkpoints: Path | None = CKPT,
+    resume: bool = RESUME,
+) -> None:
+    """Stage 2: train RAE + LoRA with AHD frozen, curriculum phase A then phase B."""
+    if not init.is_dir():
+        _fail(f"{init}: no such stage-1 model directory (run `tvau train ahd` first)")
+    _run("rae", data, out, init, params, checkpoints, resume)

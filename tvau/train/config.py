@@ -1,0 +1,59 @@
+"""Training parameters of both stages (params.yaml: train). Used by tvau/train/loop.py.
+
+The paper (METHOD.md section 6) publishes AdamW with a peak learning rate of 1e-3 and 10% warm-up
+for AHD (batch 1, gradient accumulation 8) and 2e-4 for stage 2 in bf16; epochs, schedules and
+weight decay were not published, so those defaults are ours, sized for the embedded tiny backbone
+on 2 CPU cores (the main job's budget). On a GPU set `precision: bf16` and launch with `deepspeed`.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from tvau.configbase import Section
+
+
+class StageConfig(Section):
+    """One training stage's optimisation schedule."""
+
+    lr: float = Field(gt=0)  # peak learning rate (AdamW)
+    # Epochs over the stage's training clips; stage 2 runs `epochs` over phase A, then `epochs_b`
+    # over phase B (the curriculum). A fractional value stops part-way through the last epoch.
+    epochs: float = Field(ge=0)
+    # Optimiser steps to run instead of epochs when > 0 (one step = micro_batch x grad_accum clips).
+    max_steps: int = Field(0, ge=0)
+    warmup_fraction: float = Field(0.1, ge=0, lt=1)  # linear warm-up share of all steps (paper: 10%)
+    weight_decay: float = Field(0.0, ge=0)  # AdamW decoupled weight decay (not published)
+
+
+class TrainConfig(Section):
+    # DeepSpeed ZeRO stage: 0 (plain data parallel), 1 (optimiser states sharded), 2 (+ gradients),
+    # 3 (+ parameters; GPU path only: on CPU, one process has nothing to shard).
+    zero_stage: Literal[0, 1, 2, 3] = 0
+    # fp32 on CPU (bf16 matmuls on CPU are slow and DeepSpeed's bf16 optimiser wrapper is a GPU
+    # path); bf16 on GPU as in the paper. fp16 is not offered: it needs loss scaling for no gain here.
+    precision: Literal["fp32", "bf16"] = "fp32"
+    micro_batch: int = Field(1, ge=1)  # clips per forward/backward (the model runs one clip at a time)
+    grad_accum: int = Field(8, ge=1)  # micro-batches per optimiser step (paper: 8 for AHD)
+    gradient_clipping: float = Field(1.0, ge=0)  # max global gradient norm, 0 = off (ours)
+    ahd: StageConfig = StageConfig(lr=1e-3, epochs=6)  # stage 1 (paper: peak LR 1e-3)
+    # Stage 2: RAE + LoRA (paper: LR 2e-4). epochs = phase A, epochs_b = phase B.
+    rae: StageConfig = StageConfig(lr=2e-4, epochs=1)
+    rae_epochs_b: float = Field(2, ge=0)  # stage-2 epochs over phase B (anomaly-focused dialogues)
+    checkpoint_every: int = Field(50, ge=0)  # optimiser steps between resumable checkpoints (0 = end only)
+    keep_checkpoints: int = Field(2, ge=1)  # newest resumable checkpoints kept on disk
+    # Keep each training clip's frozen-backbone features in memory across epochs (the backbone is
+    # frozen, so they are constants): stage 1 the tapped maps, stage 2 the merged video tokens and
+    # AHD's logits. Clips beyond the budget are recomputed each time they come up.
+    cache_features: bool = True
+    cache_max_mb: int = Field(2048, ge=0)
+    seed: int = 0  # data order, dropout and initialisation of the run (the model seed is params.seed)
+    # Footage the clips are cut from (a UBnormal-layout tree, as tvau construct build read it).
+    footage: str = "data/synth"
+    log_every: int = Field(10, ge=1)  # optimiser steps between log lines / on_log callbacks
+    # torch CPU threads (0 = torch's default, one per core). 1 by default: the model's matmuls are
+    # tiny, and on a shared 2-core machine two OpenMP threads per process were measured 17x slower
+    # than one (spin-waiting under contention); on a GPU this does not matter.
+    threads: int = Field(1, ge=0)

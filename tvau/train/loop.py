@@ -1,0 +1,344 @@
+"""One DeepSpeed trainer for both T-VAU stages (METHOD.md section 6).
+
+    stage "ahd" (1): AHD only, pixel cross-entropy against the pooled masks (tvau.model.ahd.ahd_loss);
+    stage "rae" (2): RAE + LoRA with AHD frozen, next-token loss on the assistant answers
+                     (TVAU.dialogue_loss), curriculum phase A (holistic narratives) then phase B
+                     (anomaly-focused dialogues).
+
+The backbone is frozen: its vision pass runs under no_grad (Backbone.encode_video), once per clip
+for every consumer, and because its outputs are constants they are cached per clip across epochs
+(train.cache_features): stage 1 keeps the tapped maps, stage 2 the merged video tokens and AHD's
+logits (AHD is frozen in stage 2). Nothing that no gradient needs is kept.
+
+Resumable: every train.checkpoint_every optimiser steps (and at the end) a DeepSpeed checkpoint
+(trainable weights, optimiser, scheduler) plus the step, the torch RNG state and the log so far;
+data order is a function of (seed, stage, phase, epoch), so a killed run restarted with the same
+inputs reaches the same adapters as an uninterrupted one. A checkpoint made for other inputs
+(parameters, data, code stage) is never resumed: its fingerprint differs.
+
+Ranks: micro-batches of a step are dealt round-robin to the ranks (each runs grad_accum / world of
+them; DeepSpeed averages), so the global batch is the same whatever the number of ranks. Only rank 0
+logs (`on_log(step, metrics)`, e.g. MLflow) and writes the trained-model directory; every rank joins
+checkpoints and the final save (ZeRO-3 gathers the adapters first: consolidated, never a shard).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import shutil
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from tvau.model.ahd import ahd_loss
+from tvau.train.data import ClipReader, TrainingDataError, ahd_samples, epoch_order, sft_samples
+
+OnLog = Callable[[int, dict[str, Any]], None]
+STAGE_IDS = {"ahd": 1, "rae": 2}
+LOG_FILE = "train_log.jsonl"
+SUMMARY_FILE = "train.json"
+
+
+@dataclass(frozen=True)
+class Item:
+    phase: str  # "ahd" | "A" | "B"
+    index: int  # sample index within its phase
+    epoch: float  # position in epochs of that phase (for logging)
+
+
+def schedule(sizes: dict[str, int], epochs: dict[str, float], seed: int, stage_id: int, batch: int,
+             max_steps: int = 0) -> list[list[Item]]:
+    """The whole run as a list of steps, each a list of `batch` items (micro-batch x grad_accum):
+    phases in order, each `epochs` passes in a fresh seeded order; a fractional epoch stops part-way.
+    With max_steps > 0 the last phase is repeated or the list cut to exactly that many steps."""
+    items: list[Item] = []
+    phases = list(sizes)
+    for k, ph in enumerate(phases):
+        n, e = sizes[ph], epochs[ph]
+        want = math.ceil(e * n) if e > 0 else 0
+        if k == len(phases) - 1 and max_steps:
+            want = max(want, max_steps * batch - len(items))
+        if want and n == 0:
+            raise ValueError(f"phase {ph!r} has no samples to train on")
+        got, ep = 0, 0
+        while got < want:
+            for j, idx in enumerate(epoch_order(n, seed, stage_id, k, ep)):
+                if got >= want:
+                    break
+                items.append(Item(ph, int(idx), ep + (j + 1) / n))
+                got += 1
+            ep += 1
+    steps = len(items) // batch
+    if max_steps:
+        steps = min(steps, max_steps)
+    if steps == 0:
+        raise ValueError(f"the run has fewer than one step: {len(items)} clips for a batch of {batch} "
+                         "(raise the epochs or lower micro_batch x grad_accum)")
+    return [items[s * batch:(s + 1) * batch] for s in range(steps)]
+
+
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def code_digest() -> str:
+    """sha256 over the source of the code a run depends on (tvau/train, tvau/model, tvau/data)."""
+    root = Path(__file__).resolve().parents[1]
+    h = hashlib.sha256()
+    for f in sorted(p for d in ("train", "model", "data") for p in (root / d).rglob("*.py")):
+        h.update(str(f.relative_to(root)).encode())
+        h.update(f.read_bytes())
+    return h.hexdigest()
+
+
+def fingerprint(params, stage: str, data_dir: Path, init: Path | None, world: int) -> str:
+    """Identity of a run's inputs (parameters, data, stage-1 adapters, code, ranks): a checkpoint
+    resumes only a run with the same fingerprint."""
+    h = {"code": code_digest(),
+        "stage": stage, "world": world, "seed": params.seed,
+        "model": params.model.model_dump(mode="json"), "clip": params.clip.model_dump(mode="json"),
+        "train": params.train.model_dump(mode="json"),
+    }
+    manifest = data_dir / "manifest.json"
+    h["data"] = _sha(manifest.read_bytes()) if manifest.exists() else str(data_dir.resolve())
+    if init is not None:
+        h["init"] = _sha((init / "adapters.safetensors").read_bytes())
+    return _sha(json.dumps(h, sort_keys=True).encode())[:16]
+
+
+class FeatureCache:
+    """Per-clip constants of the frozen backbone, kept up to a memory budget."""
+
+    def __init__(self, enabled: bool, max_mb: int):
+        self.enabled, self.budget = enabled, max_mb * 2**20
+        self.used = 0
+        self.store: dict[str, Any] = {}
+        self.hits = self.misses = 0
+
+    @staticmethod
+    def _nbytes(value) -> int:
+        if isinstance(value, torch.Tensor):
+            return value.numel() * value.element_size()
+        if isinstance(value, (list, tuple)):
+            return sum(FeatureCache._nbytes(v) for v in value)
+        return sum(FeatureCache._nbytes(v) for v in vars(value).values()
+                   if isinstance(v, (torch.Tensor, list, tuple))) if hasattr(value, "__dict__") else 0
+
+    def get(self, key: str, make: Callable[[], Any]):
+        if key in self.store:
+            self.hits += 1
+            return self.store[key]
+        self.misses += 1
+        value = make()
+        size = self._nbytes(value)
+        if self.enabled and self.used + size <= self.budget:
+            self.store[key] = value
+            self.used += size
+        return value
+
+
+class Trainer:
+    """The state of one stage's run. Use run_stage()."""
+
+    def __init__(self, params, stage: str, data_dir: Path, init: Path | None, progress: bool, model=None):
+        from tvau.model.tvau import TVAU
+        from tvau.train.engine import init_distributed
+
+        if stage not in STAGE_IDS:
+            raise ValueError(f"unknown stage {stage!r}; expected 'ahd' or 'rae'")
+        self.params, self.stage, self.cfg = params, stage, params.train
+        self.rank, self.world = init_distributed()
+        if self.cfg.threads:
+            torch.set_num_threads(self.cfg.threads)
+        torch.manual_seed(self.cfg.seed)
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        self.model = model if model is not None else TVAU.from_params(params)
+        if stage == "rae":
+            if init is None:
+                raise ValueError("stage 2 (rae) starts from a stage-1 model: pass init=<trained AHD dir>")
+            from tvau.model.trained import read_card
+
+            card = read_card(init)
+            if card["model"] != params.model.model_dump(mode="json") or card["clip"] != params.clip.model_dump(
+                    mode="json"):
+                raise TrainingDataError(f"{init / 'model.json'}: trained with other model/clip parameters than "
+                                        "params.yaml (rerun stage 1)")
+            self.model.load_adapters(init / "adapters.safetensors")
+        self.model.set_stage(stage)
+        self.reader = ClipReader(self.cfg.footage, params.clip)
+        if stage == "ahd":
+            self.samples = {"ahd": ahd_samples(data_dir)}
+            epochs = {"ahd": self.cfg.ahd.epochs}
+            self.stage_cfg = self.cfg.ahd
+        else:
+            self.samples = {"A": sft_samples(data_dir, "A"), "B": sft_samples(data_dir, "B")}
+            epochs = {"A": self.cfg.rae.epochs, "B": self.cfg.rae_epochs_b}
+            self.stage_cfg = self.cfg.rae
+        self.batch = self.cfg.micro_batch * self.cfg.grad_accum
+        self.steps = schedule({k: len(v) for k, v in self.samples.items()}, epochs, self.cfg.seed,
+                              STAGE_IDS[stage], self.batch, self.stage_cfg.max_steps)
+        self.cache = FeatureCache(self.cfg.cache_features, self.cfg.cache_max_mb)
+        self.progress = progress and self.rank == 0
+        self.anchors = self.model.backbone.anchors()
+
+    # --- the frozen parts, once per clip ---
+    def _features(self, video: str, start: int):
+        from tvau.model.backbone import VisionOutput
+        from tvau.model.tvau import ClipEncoding
+
+        key = f"{video}@{start}"
+        if self.stage == "ahd":
+            return self.cache.get(key, lambda: self.model.backbone.encode_video(self.reader(video, start)).taps)
+
+        def make():
+            vis = self.model.backbone.encode_video(self.reader(video, start))
+            with torch.no_grad():  # AHD is frozen in stage 2: its logits are constants too
+                logits = self.model.ahd(vis.taps, self.anchors) if self.model.use_ahd else None
+            slim = VisionOutput(vis.video_embeds, [], vis.grid_thw, vis.frame_size, vis.num_frames)
+            return ClipEncoding(slim, logits)
+
+        return self.cache.get(key, make)
+
+    def loss(self, item: Item) -> torch.Tensor:
+        s = self.samples[item.phase][item.index]
+        feats = self._features(s.video, s.start)
+        if self.stage == "ahd":
+            logits = self.model.ahd(feats, self.anchors)
+            return ahd_loss(logits, torch.from_numpy(s.target))
+        return self.model.dialogue_loss(feats, list(s.turns))
+
+    def train_mode(self) -> None:
+        """Only the trained modules leave eval mode (LoRA's dropout included); the frozen backbone
+        stays in eval mode."""
+        self.model.eval()
+        if self.stage == "ahd":
+            self.model.ahd.train()
+        else:
+            self.model.rae.train()
+            for name, m in self.model.backbone.language_model.named_modules():
+                if "lora_dropout" in name:
+                    m.train()
+
+
+def _gathered(model, zero_stage: int):
+    """Context that makes every adapter tensor whole on every rank (ZeRO-3 partitions them)."""
+    import contextlib
+
+    if zero_stage != 3:
+        return contextlib.nullcontext()
+    import deepspeed
+
+    params = [p for n, p in model.named_parameters() if n.startswith(("ahd.", "rae.")) or "lora_" in n]
+    return deepspeed.zero.GatheredParameters(params, modifier_rank=None)
+
+
+def run_stage(params, stage: str, data_dir: str | Path = "data/train", out_dir: str | Path | None = None, *,
+              init: str | Path | None = None, checkpoint_dir: str | Path | None = None, resume: bool = True,
+              on_log: OnLog | None = None, progress: bool = True, model=None,
+              progress_lines: bool = False) -> Path:
+    """Train one stage and write the trained-model directory `out_dir` (default data/models/ahd or
+    data/models/tvau) with the adapters, model.json, the training log and a summary (no timings:
+    DVC tracks these files). `init` is the stage-1 directory for stage 2. `model`: an already loaded
+    TVAU built from the same params (default: built here); it is trained in place. progress_lines:
+    without a progress bar, print one line per log interval to stderr instead. Returns out_dir."""
+    from tqdm import tqdm
+
+    from tvau.model.trained import save_trained
+    from tvau.train.engine import initialize
+
+    data_dir = Path(data_dir)
+    out_dir = Path(out_dir or ("data/models/ahd" if stage == "ahd" else "data/models/tvau"))
+    init = Path(init) if init is not None else None
+    tr = Trainer(params, stage, data_dir, init, progress, model)
+    cfg = tr.cfg
+    fp = fingerprint(params, stage, data_dir, init, tr.world)
+    ckpt_root = Path(checkpoint_dir or Path(".tvau/checkpoints") / stage) / fp
+    engine, _, scheduler = initialize(tr.model, tr.model.trainable_parameters(), cfg, tr.stage_cfg,
+                                      len(tr.steps), tr.world)
+    from deepspeed import comm as dist
+
+    start, log = 0, []
+    latest = ckpt_root / "latest"
+    if resume and latest.exists():
+        _, client = engine.load_checkpoint(str(ckpt_root), load_module_strict=False)
+        if client is None or client.get("fingerprint") != fp:
+            raise RuntimeError(f"{ckpt_root}: checkpoint does not match this run")
+        start, log = int(client["step"]), list(client["log"])
+        torch.set_rng_state(client["torch_rng"])
+        if tr.rank == 0:
+            print(f"resuming {stage} from {ckpt_root} at step {start}/{len(tr.steps)}", flush=True)
+
+    def checkpoint(step: int) -> None:
+        tag = f"step{step:06d}"
+        engine.save_checkpoint(str(ckpt_root), tag=tag, exclude_frozen_parameters=True,
+                               client_state={"step": step, "log": log, "fingerprint": fp,
+                                             "torch_rng": torch.get_rng_state()})
+        dist.barrier()
+        if tr.rank == 0:  # prune old checkpoints (rank 0 only; all ranks share the directory)
+            tags = sorted(p.name for p in ckpt_root.glob("step*") if p.is_dir())
+            for old in tags[:-cfg.keep_checkpoints]:
+                shutil.rmtree(ckpt_root / old, ignore_errors=True)
+
+    tr.train_mode()
+    bar = tqdm(total=len(tr.steps), initial=start, desc=f"train {stage}", unit="step", disable=not tr.progress)
+    for step in range(start, len(tr.steps)):
+        items = tr.steps[step]
+        lr = float(scheduler.get_last_lr()[0])  # the rate this step's update uses
+        total = torch.zeros(())
+        mbs = [items[i:i + cfg.micro_batch] for i in range(0, len(items), cfg.micro_batch)]
+        for k, mb in enumerate(mbs):
+            if k % tr.world != tr.rank:
+                continue
+            loss = torch.stack([tr.loss(it) for it in mb]).mean()
+            engine.backward(loss)
+            engine.step()
+            total += loss.detach().float()
+        if tr.world > 1:
+            dist.all_reduce(total)
+        done = step + 1
+        entry = {"step": done, "loss": float(total) / len(mbs), "lr": lr,
+                 "phase": items[-1].phase, "epoch": round(items[-1].epoch, 4)}
+        log.append(entry)
+        bar.update(1)
+        bar.set_postfix(loss=f"{entry['loss']:.4f}")
+        if tr.rank == 0 and (done % cfg.log_every == 0 or done == len(tr.steps)):
+            if not tr.progress and progress_lines:  # no bar (e.g. under DVC): one line per log interval
+                print(f"{stage} step {done}/{len(tr.steps)} loss {entry['loss']:.4f} lr {lr:.3g} "
+                      f"phase {entry['phase']} epoch {entry['epoch']}", file=sys.stderr, flush=True)
+            if on_log is not None:
+                on_log(done, {k: v for k, v in entry.items() if k != "step"})
+        if (cfg.checkpoint_every and done % cfg.checkpoint_every == 0) or done == len(tr.steps):
+            checkpoint(done)
+    bar.close()
+    tr.model.set_stage("frozen")
+    tr.model.eval()
+    summary = {
+        "stage": stage, "steps": len(tr.steps), "clips_per_step": tr.batch, "world_size": tr.world,
+        "samples": {k: len(v) for k, v in tr.samples.items()}, "final_loss": log[-1]["loss"] if log else None,
+        "first_loss": log[0]["loss"] if log else None, "fingerprint": fp,
+        "deepspeed": {"zero_stage": cfg.zero_stage, "precision": cfg.precision},
+    }
+    with _gathered(tr.model, cfg.zero_stage):
+        if tr.rank == 0:
+            save_trained(tr.model, out_dir, params, extra_files={
+                LOG_FILE: "".join(json.dumps(e) + "\n" for e in log).encode(),
+                SUMMARY_FILE: (json.dumps(summary, indent=2, sort_keys=True) + "\n").encode(),
+            })
+    dist.barrier()
+    if tr.rank == 0 and (tr.progress or progress_lines):
+        print(f"{stage}: {len(tr.steps)} steps, loss {summary['first_loss']:.4f} -> {summary['final_loss']:.4f}; "
+              f"feature cache {tr.cache.hits} hits / {tr.cache.misses} misses; wrote {out_dir}", file=sys.stderr, flush=True)
+    return out_dir
+
+
+def trainable_names(model) -> list[str]:
+    return [n for n, p in model.named_parameters() if p.requires_grad]
+
+
+__all__ = ["Item", "OnLog", "fingerprint", "run_stage", "schedule", "trainable_names"]
