@@ -17,6 +17,7 @@ from tvau.construct.config import ConstructConfig
 from tvau.data.config import ClipConfig
 from tvau.metrics.config import MetricsConfig
 from tvau.model.config import ModelConfig
+from tvau.pretrain.config import PretrainConfig
 from tvau.quality.config import QualityConfig
 from tvau.synth.config import SynthConfig
 
@@ -38,6 +39,7 @@ class Params(Section):
     model: ModelConfig = Field(default_factory=ModelConfig)
     clip: ClipConfig = Field(default_factory=ClipConfig)
     synth: SynthConfig = Field(default_factory=SynthConfig)
+    pretrain: PretrainConfig = Field(default_factory=PretrainConfig)
     construct: ConstructConfig = Field(default_factory=ConstructConfig)
     quality: QualityConfig = Field(default_factory=QualityConfig)
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)

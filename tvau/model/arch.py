@@ -78,7 +78,7 @@ def qwen25vl_7b_config(ids: TokenIds = QWEN25VL_7B_IDS):
 # window_size 56 px = 2x2 merge units = 4x4 patches, so a 112x112 frame holds 4 windows and the
 # window reordering is non-trivial (with the 7B's 112 px it would be a single window).
 TINY_VISION = {
-    "depth": 8, "hidden_size": 32, "intermediate_size": 64, "num_heads": 2, "in_channels": 3,
+    "depth": 8, "hidden_size": 64, "intermediate_size": 128, "num_heads": 4, "in_channels": 3,
     "patch_size": 14, "spatial_merge_size": 2, "temporal_patch_size": 2, "tokens_per_second": 2,
     "window_size": 56, "out_hidden_size": 64, "fullatt_block_indexes": [1, 3, 5, 7], "hidden_act": "silu",
 }

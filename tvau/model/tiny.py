@@ -33,7 +33,7 @@ from tvau.model.chat import (
     VISION_START,
 )
 
-TINY_VERSION = 1  # bump when the tiny architecture or tokenizer changes (new cache directory)
+TINY_VERSION = 2  # bump when the tiny architecture or tokenizer changes (new cache directory)
 TINY_BPE_VOCAB = 1024  # target BPE vocabulary size (the corpus is small; training stops earlier)
 
 # OpenAI CLIP normalisation, as in Qwen2.5-VL's preprocessor_config.json.
