@@ -27,7 +27,8 @@ pytestmark = [pytest.mark.slow, pytest.mark.services]
 
 def _dvc(repo: Path, *args: str, env: dict | None = None, expect_fail: bool = False) -> str:
     e = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", "DVC_NO_ANALYTICS": "1"}
-    res = subprocess.run([str(BIN / "dvc"), *args], cwd=repo, capture_output=True, text=True, env={**e, **(env or {})})
+    res = subprocess.run([str(BIN / "dvc"), *args], check=False, cwd=repo, capture_output=True, text=True,
+                         env={**e, **(env or {})})
     if expect_fail:
         assert res.returncode != 0, f"dvc {' '.join(args)} was expected to fail:\n{res.stdout}"
     else:
