@@ -18,14 +18,16 @@ reference, a small CNN trained directly on the masks, seeing the same frame pair
 clip size -> one logit per patch, the AHD grid) as the backbone's temporal patch.
 
 Footage: two `tvau synth` sets with their own seeds (AHD/CNN training: TRAIN_SEED, evaluation:
-EVAL_SEED), all videos of each, disjoint from each other and from the pretraining world (its own seed
-and scene numbers). Caches (footage, taps) live in .cache/tvau/bench_backbone; a rerun only trains
+EVAL_SEED; the first TRAIN_USE / EVAL_USE videos of each), disjoint from each other and from the
+pretraining world (its own seed and scene numbers). Caches (footage, taps) live in .cache/tvau/bench_backbone; a rerun only trains
 and scores. Every random draw is seeded; nothing is tuned on the evaluation set.
 
 Environment knobs (optional): TVAU_BENCH_BACKBONES, comma-separated `ref@size` items, ref being
 "random" (embedded:tiny) or a model directory (default "random@112,random@S,data/backbone@S", S =
 params clip size, the pretrained one only where the directory exists); TVAU_BENCH_EVAL_VIDEOS,
-TVAU_BENCH_TRAIN_VIDEOS, TVAU_BENCH_AHD_STEPS, TVAU_BENCH_CNN_STEPS, TVAU_BENCH_NO_CNN=1.
+TVAU_BENCH_EVAL_USE, TVAU_BENCH_TRAIN_VIDEOS, TVAU_BENCH_TRAIN_USE (videos rendered / used; the defaults
+fit a shared 2-core machine and give intervals of about +-0.09: for +-0.05 use ~100 evaluation
+videos), TVAU_BENCH_AHD_STEPS, TVAU_BENCH_AHD_HIDDEN, TVAU_BENCH_CNN_STEPS, TVAU_BENCH_NO_CNN=1.
 """
 
 from __future__ import annotations
