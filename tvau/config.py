@@ -18,6 +18,7 @@ from tvau.data.config import ClipConfig
 from tvau.evaluate.config import EvaluateConfig
 from tvau.metrics.config import MetricsConfig
 from tvau.model.config import ModelConfig
+from tvau.pretrain.config import PretrainConfig
 from tvau.quality.config import QualityConfig
 from tvau.stack.config import StackConfig
 from tvau.synth.config import SynthConfig
@@ -41,6 +42,7 @@ class Params(Section):
     model: ModelConfig = Field(default_factory=ModelConfig)
     clip: ClipConfig = Field(default_factory=ClipConfig)
     synth: SynthConfig = Field(default_factory=SynthConfig)
+    pretrain: PretrainConfig = Field(default_factory=PretrainConfig)
     construct: ConstructConfig = Field(default_factory=ConstructConfig)
     quality: QualityConfig = Field(default_factory=QualityConfig)
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)

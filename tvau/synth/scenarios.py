@@ -354,3 +354,29 @@ def plan_video(rng: np.random.Generator, scene: Scene, frames: int, kind: str | 
         if _event_visible(actors, scene.size):
             return actors
     raise RuntimeError(f"could not place a visible '{kind}' event in scene {scene.index}")
+
+
+def plan_activity_video(rng: np.random.Generator, scene: Scene, frames: int, activities: list[str],
+                        pedestrians: tuple[int, int]) -> list[Actor]:
+    """A video of the *pretraining world* (tvau.pretrain): the same people and objects, but the
+    events are ordinary activities (joggers, cyclists, skaters, cars, people lying down, sparring,
+    playing ball, jumping, putting a bag down, groups, people pacing), several per video, and nobody
+    is anomalous: every anomaly flag is cleared. Each activity reuses its anomaly builder, so the
+    shapes and poses are exactly those of the anomaly world; an activity whose actors would stay out
+    of view is re-drawn (deterministically, same rng), and dropped after 20 tries."""
+    ids = _Ids()
+    n = int(rng.integers(pedestrians[0], pedestrians[1] + 1))
+    actors = [pedestrian(ids, rng, scene, frames) for _ in range(n)]
+    for kind in activities:
+        for _ in range(20):
+            before = ids.n
+            ta = int(rng.integers(0, max(1, int(0.5 * frames))))
+            extra = BUILDERS[kind](ids, rng, scene, frames, ta)
+            if _event_visible(extra, scene.size):
+                actors += extra
+                break
+            ids.n = before  # reuse the ids of the discarded try
+    for a in actors:
+        a.anomalous[:] = False
+        a.anomaly_kind = None
+    return actors

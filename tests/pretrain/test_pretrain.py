@@ -1,0 +1,169 @@
+"""The embedded backbone's pretraining (issue 12): world footage without anomaly labels, generic
+per-patch targets, a deterministic model directory that loads like Qwen2.5-VL-7B-Instruct."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from typer.testing import CliRunner
+
+from tvau.model.backbone import load_backbone
+from tvau.model.config import ModelConfig
+from tvau.model.tvau import TVAU
+from tvau.pretrain.config import PretrainConfig
+from tvau.pretrain.world import (
+    ACTION_TARGETS,
+    CATEGORY_TARGETS,
+    WorldVideo,
+    patch_targets,
+    render_world_video,
+)
+
+# Small enough for seconds on 2 cores: 2 optimiser steps on 56x56 clips of a 128-px world.
+TINY = PretrainConfig(size=128, steps=2, clip_frames=4, holdout_videos=1, warmup=1, threads=1)
+CLIP = 56
+
+
+def _sha(path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def pretrained(tmp_path_factory):
+    from tvau.pretrain.train import pretrain_backbone
+
+    out = tmp_path_factory.mktemp("pre") / "backbone"
+    metrics = pretrain_backbone(out, TINY, CLIP, CLIP, tiny_seed=0, progress=False)
+    return out, metrics
+
+
+def test_world_is_ordinary_activities_and_never_anomalous():
+    from tvau.synth.scenarios import plan_activity_video
+    from tvau.synth.scene import make_scene
+
+    scene = make_scene(101, 128, np.random.default_rng(0))
+    actors = plan_activity_video(np.random.default_rng(1), scene, 24, ["bicycle", "falling", "vehicle"], (1, 1))
+    assert {"bicycle", "car"} <= {a.category for a in actors}  # the activities were placed
+    assert not any(a.anomalous.any() for a in actors) and all(a.anomaly_kind is None for a in actors)
+    # The targets are generic words: "loitering", "gathering", "crowd", "abandoned", "vehicle" and
+    # "anomaly" (words that only exist because something is anomalous) are neither categories nor
+    # actions, and a world video carries no anomaly field at all.
+    words = set(CATEGORY_TARGETS) | set(ACTION_TARGETS)
+    assert not words & {"loitering", "gathering", "crowd", "abandoned", "vehicle", "anomaly", "abnormal", "normal"}
+    assert set(WorldVideo.__dataclass_fields__) == {"frames", "ids", "category", "action", "velocity"}
+
+
+def test_world_video_is_a_pure_function_of_its_stream_and_index():
+    a, b = render_world_video(TINY, 0, 3), render_world_video(TINY, 0, 3)
+    c = render_world_video(TINY, 1, 3)
+    assert np.array_equal(a.frames, b.frames) and np.array_equal(a.action, b.action)
+    assert not np.array_equal(a.frames, c.frames)
+
+
+def test_patch_targets_follow_the_object_covering_the_patch():
+    # Two objects on a 2-frame, 28x28 clip (2x2 patches): id 1 (a person walking right) fills the
+    # top-left patch, id 2 (a car) covers 30 of the 392 pixels of the bottom-right patch (7.7%).
+    ids = np.zeros((2, 28, 28), np.uint8)
+    ids[:, :14, :14] = 1
+    ids[0, 14:17, 14:24] = 2
+    video = WorldVideo(
+        frames=np.zeros((2, 28, 28, 3), np.uint8), ids=ids,
+        category=np.array([0, CATEGORY_TARGETS.index("person"), CATEGORY_TARGETS.index("car")]),
+        action=np.array([[0, ACTION_TARGETS.index("walking"), ACTION_TARGETS.index("driving")]] * 2),
+        velocity=np.array([[[0, 0], [0.4, 0.0], [1.5, 0.0]]] * 2, np.float32))
+    t = patch_targets(video, 0, ids, min_coverage=0.05)
+    assert t["category"].tolist() == [[[1, 0], [0, CATEGORY_TARGETS.index("car")]]]
+    assert t["action"][0, 0, 0] == ACTION_TARGETS.index("walking") and t["action"][0, 1, 1] == ACTION_TARGETS.index("driving")
+    np.testing.assert_allclose(t["velocity"][0, 0, 0], [0.4, 0.0])
+    assert (t["velocity"][0, 0, 1] == 0).all()
+    t = patch_targets(video, 0, ids, min_coverage=0.1)  # below 10% the car's patch is background
+    assert t["category"][0, 1, 1] == 0 and t["action"][0, 1, 1] == 0
+
+
+def test_pretrained_dir_loads_like_a_hub_checkpoint_and_is_deterministic(pretrained, tmp_path):
+    from tvau.model.tiny import ensure_tiny
+    from tvau.pretrain.train import pretrain_backbone
+
+    out, metrics = pretrained
+    for name in ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json",
+                 "preprocessor_config.json"):
+        assert (out / name).exists(), name
+    assert 0 <= metrics["holdout_object_category_accuracy"] <= 1 and metrics["steps"] == 2
+    assert not any("second" in k or "time" in k for k in metrics)  # DVC metrics stay byte-stable
+    bb = load_backbone(ModelConfig(backbone=str(out)))
+    ensure_tiny(tmp_path / "models", 0)
+    ref = load_backbone(ModelConfig(cache_dir=str(tmp_path / "models")))  # embedded:tiny, the starting point
+    vis = "model.visual.blocks.0.attn.qkv.weight"
+    lm = "model.language_model.layers.0.mlp.up_proj.weight"
+    assert not torch.equal(bb.model.get_parameter(vis), ref.model.get_parameter(vis))  # the tower trained
+    assert torch.equal(bb.model.get_parameter(lm), ref.model.get_parameter(lm))  # the LM did not
+    assert bb.tokenizer.get_vocab() == ref.tokenizer.get_vocab() and bb.taps == ref.taps
+    again = pretrain_backbone(tmp_path / "again", TINY, CLIP, CLIP, tiny_seed=0, progress=False)
+    assert again == metrics
+    for name in ("model.safetensors", "config.json", "tokenizer.json", "tvau_pretrain.json"):
+        assert _sha(tmp_path / "again" / name) == _sha(out / name), name
+    pretrain_backbone(tmp_path / "other", TINY.model_copy(update={"seed": 1001}), CLIP, CLIP, progress=False)
+    assert _sha(tmp_path / "other" / "model.safetensors") != _sha(out / "model.safetensors")
+
+
+def test_swap_pretrained_for_a_7b_shaped_backbone_through_the_same_path(pretrained, tmp_path):
+    """The pretrained directory and a directory of the 7B's own config (Qwen2_5_VLConfig with the
+    7B's values, only depth and widths shrunk so it runs here) load through the same
+    load_backbone/from_pretrained path, and TVAU runs unchanged on both."""
+    from transformers import AutoConfig
+
+    from tvau.model.arch import QWEN25VL_7B_PREPROCESSOR, qwen25vl_7b_config
+    from tvau.model.random_backbone import random_weights
+    from tvau.model.tiny import build_tiny_tokenizer, token_ids
+
+    out, _ = pretrained
+    tok = build_tiny_tokenizer()
+    d = qwen25vl_7b_config(token_ids(tok)).to_dict()
+    d["vision_config"].update({"depth": 4, "hidden_size": 48, "intermediate_size": 96, "num_heads": 2,
+                               "out_hidden_size": 64, "fullatt_block_indexes": [1, 3]})
+    d["text_config"].update({"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
+                             "num_attention_heads": 4, "num_key_value_heads": 2, "layer_types": None})
+    d["text_config"]["rope_parameters"]["mrope_section"] = [2, 3, 3]
+    hf = AutoConfig.for_model(**d)
+    seven = tmp_path / "qwen2.5-vl-7b-shaped"
+    random_weights(hf, "cpu", torch.float32, seed=0).save_pretrained(seven)
+    tok.save_pretrained(seven)
+    (seven / "preprocessor_config.json").write_text(json.dumps(
+        {**QWEN25VL_7B_PREPROCESSOR, "image_processor_type": "Qwen2VLImageProcessor"}))
+    assert type(AutoConfig.from_pretrained(seven)) is type(AutoConfig.from_pretrained(out))
+
+    clip = np.random.default_rng(0).integers(0, 256, (4, 56, 56, 3), dtype=np.uint8)
+    heat = {}
+    for d in (out, seven):
+        cfg = ModelConfig(backbone=str(d))
+        model = TVAU.from_config(cfg, seed=0)
+        assert model.backbone.source == str(d)
+        h = model.heatmap(clip)
+        assert h.shape == (2, 4, 4) and 0 <= float(h.min()) <= float(h.max()) <= 1
+        heat[d] = model.backbone
+    assert heat[seven].taps == [0, 1, 2, 3] and heat[seven].model.config.vision_config.window_size == 112
+    assert heat[out].vision_width != heat[seven].vision_width
+
+
+def test_cli_writes_the_model_dir_and_refuses_the_global_seed(tmp_path):
+    from tvau.cli import app
+
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump({"seed": 1000, "pretrain": {"seed": 1000}}))
+    r = CliRunner().invoke(app, ["pretrain-backbone", "--out", str(tmp_path / "bb"), "--params", str(params)])
+    assert r.exit_code == 2 and "pretrain.seed" in r.output and not (tmp_path / "bb").exists()
+    params.write_text(yaml.safe_dump({"seed": 0, "clip": {"height": CLIP, "width": CLIP},
+                                      "pretrain": TINY.model_dump() | {"steps": 1}}))
+    r = CliRunner().invoke(app, ["pretrain-backbone", "--out", str(tmp_path / "bb"), "--params", str(params),
+                                 "--metrics", str(tmp_path / "m.json"), "--no-progress"])
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "bb" / "model.safetensors").exists()
+    assert json.loads((tmp_path / "m.json").read_text())["stage"] == "pretrain_backbone"
+    params.write_text(yaml.safe_dump({"seed": 0, "clip": {"height": 50, "width": 50}}))
+    r = CliRunner().invoke(app, ["pretrain-backbone", "--out", str(tmp_path / "bb2"), "--params", str(params)])
+    assert r.exit_code == 2 and "multiple of 28" in r.output and not (tmp_path / "bb2").exists()

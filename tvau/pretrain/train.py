@@ -1,0 +1,206 @@
+"""Pretrain the embedded tiny Qwen2.5-VL's vision tower and merger on the pretraining world, and
+save the whole model as an ordinary Hugging Face model directory.
+
+Start: exactly the embedded random backbone (tvau.model.tiny, same tokenizer, config and initial
+weights for `model.tiny_seed`). Trained: `model.visual` (patch embedding, blocks, merger) with
+throw-away linear heads:
+- on the last block's output, per patch: category (cross-entropy, background down-weighted),
+  action (cross-entropy on object patches), velocity (smooth L1 on object patches);
+- on the merged tokens the language model reads, per 2x2 merge unit: the category and action of
+  each of its four patches (so the merger keeps what the tower sees).
+The language model is left as built. Targets come from tvau.pretrain.world; none is an anomaly label.
+
+Determinism: one fixed thread count, torch.use_deterministic_algorithms, every random draw seeded
+from the config, so the same parameters and code give the same bytes (DVC caches the output).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from tvau.pretrain.config import PretrainConfig
+from tvau.pretrain.world import (
+    ACTION_TARGETS,
+    CATEGORY_TARGETS,
+    patch_targets,
+    render_world_video,
+    resize_clip,
+)
+
+PRETRAIN_FORMAT = "tvau-pretrained-backbone/1"
+
+
+class Heads(nn.Module):
+    """The pretraining heads (discarded after training)."""
+
+    def __init__(self, width: int, out_width: int) -> None:
+        super().__init__()
+        nc, na = len(CATEGORY_TARGETS), len(ACTION_TARGETS)
+        self.category = nn.Linear(width, nc)
+        self.action = nn.Linear(width, na)
+        self.velocity = nn.Linear(width, 2)
+        self.merged = nn.Linear(out_width, 4 * (nc + na))
+
+
+def _batch(cfg: PretrainConfig, video, height: int, width: int, preprocessor):
+    """All clips of one world video -> pixel patches, grid rows and targets in the tower's patch
+    order (t, h/2, w/2, 2, 2), concatenated over clips."""
+    frames, ids = resize_clip(video.frames, video.ids, height, width)
+    pix, grids, tg = [], [], {"category": [], "action": [], "velocity": []}
+    for s in range(0, frames.shape[0] - cfg.clip_frames + 1, cfg.clip_frames):
+        p, g = preprocessor(frames[s:s + cfg.clip_frames])
+        pix.append(p)
+        grids.append(g)
+        t = patch_targets(video, s, ids[s:s + cfg.clip_frames], preprocessor.patch_size,
+                          preprocessor.temporal_patch_size, cfg.min_coverage)
+        m = preprocessor.merge_size
+        for k, v in t.items():
+            tq, hq, wq = v.shape[:3]
+            v = v.reshape(tq, hq // m, m, wq // m, m, *v.shape[3:]).swapaxes(2, 3)
+            tg[k].append(torch.from_numpy(np.ascontiguousarray(v).reshape(tq * hq * wq, *v.shape[5:])))
+    return torch.cat(pix), torch.cat(grids), {k: torch.cat(v) for k, v in tg.items()}
+
+
+def _losses(cfg: PretrainConfig, visual, heads: Heads, pixels, grid, tg) -> tuple[torch.Tensor, dict]:
+    from transformers.vision_utils import get_vision_window_index
+
+    vc = visual.config
+    out = visual(pixels, grid_thw=grid)
+    window_index, _ = get_vision_window_index(grid, spatial_merge_size=vc.spatial_merge_size,
+                                              window_size=vc.window_size, patch_size=vc.patch_size)
+    unit = vc.spatial_merge_size ** 2
+    # last_hidden_state is in window order: unit i of it is raster unit window_index[i].
+    order = (window_index[:, None] * unit + torch.arange(unit)).reshape(-1)
+    h = out.last_hidden_state
+    cat, act, vel = tg["category"][order], tg["action"][order], tg["velocity"][order]
+    obj = cat > 0
+    weight = torch.ones(len(CATEGORY_TARGETS))
+    weight[0] = cfg.background_weight
+    l_cat = F.cross_entropy(heads.category(h), cat, weight=weight)
+    l_act = F.cross_entropy(heads.action(h)[obj], act[obj]) if obj.any() else h.sum() * 0
+    l_vel = F.smooth_l1_loss(heads.velocity(h)[obj], vel[obj]) if obj.any() else h.sum() * 0
+    # Merged tokens (pooler_output) are in raster unit order: targets as they are.
+    nc, na = len(CATEGORY_TARGETS), len(ACTION_TARGETS)
+    m = heads.merged(out.pooler_output).view(-1, unit, nc + na)
+    cu, au = tg["category"].view(-1, unit), tg["action"].view(-1, unit)
+    l_m = F.cross_entropy(m[..., :nc].reshape(-1, nc), cu.reshape(-1), weight=weight)
+    objm = cu.reshape(-1) > 0
+    if objm.any():
+        l_m = l_m + F.cross_entropy(m[..., nc:].reshape(-1, na)[objm], au.reshape(-1)[objm])
+    loss = l_cat + cfg.action_weight * l_act + cfg.velocity_weight * l_vel + cfg.merged_weight * l_m
+    with torch.no_grad():
+        stats = {"loss": float(loss), "category_loss": float(l_cat), "action_loss": float(l_act),
+                 "velocity_loss": float(l_vel), "merged_loss": float(l_m)}
+        pc, pa, pv = heads.category(h).argmax(-1), heads.action(h).argmax(-1), heads.velocity(h)
+        stats["_counts"] = {
+            "object_patches": int(obj.sum()), "background_patches": int((~obj).sum()),
+            "object_category_hits": int((pc[obj] == cat[obj]).sum()),
+            "background_hits": int((pc[~obj] == 0).sum()),
+            "object_action_hits": int((pa[obj] == act[obj]).sum()),
+            "velocity_abs_error": float((pv[obj] - vel[obj]).abs().sum()),
+        }
+    return loss, stats
+
+
+def _lr(cfg: PretrainConfig, step: int) -> float:
+    if step < cfg.warmup:
+        return cfg.lr * (step + 1) / cfg.warmup
+    p = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
+    return cfg.lr * 0.5 * (1 + math.cos(math.pi * p))
+
+
+def _holdout(cfg, visual, heads, height, width, pre) -> dict:
+    """Per-patch accuracy on held-out pretraining-world videos (stream 1)."""
+    tot: dict[str, float] = {}
+    visual.eval()
+    with torch.no_grad():
+        for i in range(cfg.holdout_videos):
+            pixels, grid, tg = _batch(cfg, render_world_video(cfg, 1, i), height, width, pre)
+            _, st = _losses(cfg, visual, heads, pixels, grid, tg)
+            for k, v in st["_counts"].items():
+                tot[k] = tot.get(k, 0) + v
+    n_obj = max(1, tot["object_patches"])
+    return {"holdout_videos": cfg.holdout_videos,
+            "holdout_object_patches": int(tot["object_patches"]),
+            "holdout_object_category_accuracy": round(tot["object_category_hits"] / n_obj, 4),
+            "holdout_background_accuracy": round(tot["background_hits"] / max(1, tot["background_patches"]), 4),
+            "holdout_object_action_accuracy": round(tot["object_action_hits"] / n_obj, 4),
+            "holdout_velocity_mae": round(tot["velocity_abs_error"] / (2 * n_obj), 4)}
+
+
+def pretrain_backbone(out_dir: str | Path, cfg: PretrainConfig, height: int, width: int, tiny_seed: int = 0,
+                      progress: bool = True) -> dict:
+    """Pretrain and write the model directory `out_dir` atomically. Returns the metrics (no timings)."""
+    from transformers import Qwen2_5_VLForConditionalGeneration
+
+    from tvau.model.arch import tiny_config
+    from tvau.model.preprocess import VisionPreprocessor
+    from tvau.model.tiny import TINY_VERSION, build_tiny_tokenizer, tiny_preprocessor_config, token_ids
+    from tvau.storage import atomic_dir
+
+    pre = VisionPreprocessor.from_config(tiny_preprocessor_config())
+    if pre.target_size(height, width) != (height, width):
+        raise ValueError(f"clip size {height}x{width} is not a multiple of {pre.factor} within the pixel "
+                         "bounds: the backbone would be pretrained on another size than it is fed")
+    threads, deterministic = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
+    torch.set_num_threads(cfg.threads)
+    torch.use_deterministic_algorithms(True)
+    try:
+        with torch.random.fork_rng(devices=[]):
+            tok = build_tiny_tokenizer()
+            config = tiny_config(vocab_size=len(tok), ids=token_ids(tok))
+            torch.manual_seed(tiny_seed)  # the embedded backbone's initial weights, as tvau.model.tiny
+            model = Qwen2_5_VLForConditionalGeneration(config).eval()
+            visual = model.model.visual
+            torch.manual_seed(cfg.seed)
+            heads = Heads(config.vision_config.hidden_size, config.vision_config.out_hidden_size)
+            params = [*visual.parameters(), *heads.parameters()]
+            opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+            history = []
+            bar = None
+            if progress:
+                from tqdm import tqdm
+                bar = tqdm(total=cfg.steps, desc="pretrain", unit="step")
+            visual.train()
+            for step in range(cfg.steps):
+                pixels, grid, tg = _batch(cfg, render_world_video(cfg, 0, step), height, width, pre)
+                for g in opt.param_groups:
+                    g["lr"] = _lr(cfg, step)
+                loss, st = _losses(cfg, visual, heads, pixels, grid, tg)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+                opt.step()
+                history.append({k: v for k, v in st.items() if not k.startswith("_")})
+                if bar:
+                    bar.update()
+                    bar.set_postfix(loss=f"{st['loss']:.3f}")
+            if bar:
+                bar.close()
+            metrics = _holdout(cfg, visual, heads, height, width, pre)
+            tail = history[-max(1, cfg.steps // 10):]
+            metrics |= {f"final_{k}": round(float(np.mean([h[k] for h in tail])), 4) for k in tail[0]}
+            metrics["steps"] = cfg.steps
+            model.eval()
+            for p in model.parameters():
+                p.requires_grad_(False)
+            with atomic_dir(out_dir) as tmp:
+                model.save_pretrained(tmp)
+                tok.save_pretrained(tmp)
+                (tmp / "preprocessor_config.json").write_text(json.dumps(tiny_preprocessor_config(), indent=2))
+                (tmp / "tvau_pretrain.json").write_text(json.dumps({
+                    "format": PRETRAIN_FORMAT, "tiny_version": TINY_VERSION, "tiny_seed": tiny_seed,
+                    "clip": {"height": height, "width": width}, "pretrain": cfg.model_dump(),
+                    "categories": list(CATEGORY_TARGETS), "actions": list(ACTION_TARGETS), "metrics": metrics,
+                }, indent=2, sort_keys=True))
+    finally:
+        torch.set_num_threads(threads)
+        torch.use_deterministic_algorithms(deterministic)
+    return metrics
