@@ -119,13 +119,19 @@ class VideoScores:
 
 
 def score_records(
-    records: Sequence[VideoRecord], scorer: Scorer, cfg: MetricsConfig, progress: bool = True, desc: str = "evaluate"
+    records: Sequence[VideoRecord], scorer: Scorer, cfg: MetricsConfig, progress: bool = True, desc: str = "evaluate",
+    lines: bool = False,
 ) -> list[VideoScores]:
-    """Run the scorer over every record, keeping per-video results (for intervals over videos)."""
+    """Run the scorer over every record, keeping per-video results (for intervals over videos).
+    lines: without a progress bar, one stderr line per 10 videos (logs of DVC stages)."""
+    import sys
+
     from tqdm import tqdm
 
     out = []
-    for rec in tqdm(records, desc=desc, unit="video", disable=not progress):
+    for i, rec in enumerate(tqdm(records, desc=desc, unit="video", disable=not progress)):
+        if lines and not progress and i % 10 == 0:
+            print(f"{desc}: video {i + 1}/{len(records)}", file=sys.stderr, flush=True)
         pixels = PixelMetrics(bins=cfg.auc_bins, threshold=cfg.miou_threshold, stride=cfg.pixel_stride)
         s, d = score_video(rec, scorer, cfg, pixels)
         out.append(VideoScores(rec.name, np.asarray(rec.frame_labels, dtype=np.int64), s, tracks_table(rec.tracks),

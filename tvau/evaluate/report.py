@@ -257,7 +257,10 @@ def plot_curves(model_v, base_v, metrics_cfg, out_dir: Path) -> list[tuple[str, 
             continue
         keep = c.fpr <= 1.0
         for ax, rate, label in ((axes[0], c.rbdr, "RBDR"), (axes[1], c.tbdr, "TBDR")):
-            ax.plot(c.fpr[keep], rate[keep], style, label=f"{name} ({label[0]}BDC {c.rbdc if label == 'RBDR' else c.tbdc:.3f})")
+            x, y = c.fpr[keep], rate[keep]
+            if x[-1] < 1.0:  # the metric extends the curve flat to one false positive per frame: so does the plot
+                x, y = np.append(x, 1.0), np.append(y, y[-1])
+            ax.plot(x, y, style, label=f"{name} ({label[0]}BDC {c.rbdc if label == 'RBDR' else c.tbdc:.3f})")
     for ax, label in zip(axes, ("RBDR", "TBDR")):
         ax.set_xlim(0, 1)
         ax.set_ylim(0, 1)

@@ -23,9 +23,9 @@ def score_set(model, records, params, references: dict, progress: bool, desc: st
         torch.set_num_threads(params.evaluate.threads)
     scorer = ModelScorer(model, model.clip, params.evaluate.overlap, params.evaluate.dialogue_clips_per_video,
                          params.evaluate.max_new_tokens, references)
-    model_v = score_records(records, scorer, params.metrics, progress, desc=f"{desc} T-VAU")
+    model_v = score_records(records, scorer, params.metrics, progress, desc=f"{desc} T-VAU", lines=True)
     base = BaselineScorer(params.metrics.baseline)
-    base_v = score_records(records, base, params.metrics, progress, desc=f"{desc} baseline")
+    base_v = score_records(records, base, params.metrics, progress, desc=f"{desc} baseline", lines=True)
     return model_v, base_v, scorer.dialogues, scorer, base
 
 
