@@ -167,7 +167,7 @@ def retrain(root: str = ".", params_path: str = "params.yaml", stages: list[Stag
                                        "status": "failed"})
         try:
             run.finish("FAILED")
-        except Exception as log_exc:  # keep the original error; the MLflow run stays RUNNING
+        except Exception as log_exc:  # noqa: BLE001 - keep the original error; the MLflow run stays RUNNING
             logger.warning("could not mark MLflow run %s failed: %s", run.run_id, log_exc)
         raise
     finally:

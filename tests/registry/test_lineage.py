@@ -83,7 +83,8 @@ def test_lineage_resolves_to_dvc_lock_and_footage(store, model_dir, dvc_repo, tm
     expected = {o["path"]: o["md5"] for s in lock["stages"].values() for o in s["outs"]}
     assert {d["path"]: d["digest"] for d in info["datasets"]} == expected
     assert info["version"] == str(mv.version) and info["run_id"] == run.run_id and info["model"] == "tvau"
-    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=dvc_repo, capture_output=True, text=True).stdout.strip()
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=dvc_repo, capture_output=True, text=True,
+                          check=True).stdout.strip()
     assert info["git_commit"] == head
     assert info["params"]["seed"] == "3" and info["params"]["model.backbone"] == "embedded:tiny"
     assert info["metrics"]["validation.micro_auc"] == pytest.approx(0.97)

@@ -91,7 +91,7 @@ def _free_port() -> int:
 def test_mlflow_models_serve_answers_rest(champion, model_dir, store, tmp_path):
     port = _free_port()
     env = dict(os.environ, MLFLOW_TRACKING_URI=store.resolved_tracking_uri(tmp_path))
-    log = open(tmp_path / "serve.log", "w")
+    log = open(tmp_path / "serve.log", "w")  # noqa: SIM115 - closed in the finally below, after the server
     proc = subprocess.Popen(
         [sys.executable, "-m", "mlflow", "models", "serve", "-m", "models:/tvau@champion", "--env-manager", "local",
          "-h", "127.0.0.1", "-p", str(port), "-w", "1"],

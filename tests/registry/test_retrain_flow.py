@@ -83,8 +83,8 @@ def _stages(model_dir: Path, eval_json: Path) -> list[StageSpec]:
     return [
         StageSpec("data", ["dvc", "repro", "synthesise"]),
         StageSpec("quality", ["dvc", "repro", "validate"], ["data/metrics/validate.json"]),
-        StageSpec("train_rae", [sys.executable, "-c", "import shutil, sys; shutil.copytree(*sys.argv[1:], "
-                                "dirs_exist_ok=True)", str(model_dir), "data/models/tvau"]),
+        StageSpec("train_rae", [sys.executable, "-c", ("import shutil, sys; shutil.copytree(*sys.argv[1:], "
+                                "dirs_exist_ok=True)"), str(model_dir), "data/models/tvau"]),
         StageSpec("evaluate", ["cp", str(eval_json), "data/metrics/evaluate.json"]),
     ]
 

@@ -73,7 +73,7 @@ def run_stage(spec: StageSpec, root: str | Path, timeout_s: float | None = None)
     t0 = time.perf_counter()
     try:
         proc = subprocess.run([exe, *spec.cmd[1:]], cwd=root, env=env, capture_output=True, text=True,
-                              timeout=timeout_s)
+                              timeout=timeout_s, check=False)  # the exit status is checked below
     except subprocess.TimeoutExpired:
         raise StageFailed(f"stage {spec.name}: `{' '.join(spec.cmd)}` ran past {timeout_s} s") from None
     except FileNotFoundError:

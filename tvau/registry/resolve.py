@@ -34,7 +34,7 @@ def download_model(uri: str, dst: str | Path | None = None) -> Path:
 
     from tvau.registry.pyfunc import ARTIFACT_KEY, TrainedModelError, read_model_json
 
-    if not (uri.startswith("models:/") or uri.startswith("runs:/")):
+    if not (uri.startswith(("models:/", "runs:/"))):
         raise ValueError(f"{uri}: expected a models:/ or runs:/ URI")
     from mlflow.tracking._tracking_service.utils import is_tracking_uri_set
 

@@ -189,8 +189,8 @@ class PipelineRun:
     def log_dvc(self, root: str | Path = ".") -> list[DvcOutput]:
         """dvc.lock and params.yaml as artifacts, every DVC output as a dataset input of the parent
         run (digest = DVC hash)."""
-        from mlflow.data.meta_dataset import MetaDataset
         from mlflow.data.dataset_source_registry import resolve_dataset_source
+        from mlflow.data.meta_dataset import MetaDataset
         from mlflow.entities import DatasetInput, InputTag
 
         root = Path(root)
