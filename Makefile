@@ -14,7 +14,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: demo test install bench clean-venv
+.PHONY: demo test install bench clean-venv system-deps
 
 install: $(STAMP)
 
@@ -26,7 +26,14 @@ $(STAMP): pyproject.toml constraints.txt
 	DS_BUILD_OPS=0 $(PY) -m pip install --quiet -c constraints.txt -e ".[all,dev]"
 	touch $(STAMP)
 
-test: $(STAMP)
+# OS packages the tests need that pip cannot provide: Debian's chromium renders the report page
+# for its screenshot test. Installed only when missing (root, or sudo).
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+system-deps:
+	@test -x /usr/bin/chromium || { echo "installing chromium (Debian package) for the report screenshot test"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends chromium; }
+
+test: $(STAMP) system-deps
 	$(VENV)/bin/pytest -q
 
 demo: $(STAMP)

@@ -87,6 +87,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.slow
 @pytest.mark.services
 def test_mlflow_models_serve_answers_rest(champion, model_dir, store, tmp_path):
     port = _free_port()

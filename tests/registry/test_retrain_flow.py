@@ -154,3 +154,33 @@ def test_retrain_flow_promotes_a_passing_candidate_and_fails_on_a_failing_one(
     summaries = sorted((root / ".tvau" / "runs").glob("*/summary.json"), key=lambda p: p.stat().st_mtime)
     last = json.loads(summaries[-1].read_text())
     assert last["status"] == "FAILED" and last["model_version"] == "2" and not last["promoted"]
+
+
+@pytest.mark.services
+def test_prefect_yaml_deployments_register_with_their_schedule(prefect_server):
+    """Each deployment of prefect.yaml names the flow, passes parameters the flow accepts, and
+    registers (with its cron schedule) in a Prefect server."""
+    import anyio
+    from prefect.client.orchestration import get_client
+    from prefect.flows import load_flow_from_entrypoint
+
+    spec = yaml.safe_load((REPO / "prefect.yaml").read_text())
+    names = []
+    for dep in spec["deployments"]:
+        flow = load_flow_from_entrypoint(str(REPO / dep["entrypoint"]))
+        assert flow.name == "tvau-retrain"
+        flow.validate_parameters(dep["parameters"])  # raises on an unknown or ill-typed parameter
+        cron = [s["cron"] for s in dep.get("schedules") or []]
+        flow.to_deployment(name=dep["name"], cron=cron[0] if cron else None, parameters=dep["parameters"]).apply()
+        names.append((dep["name"], cron))
+
+    async def read(name):
+        async with get_client() as c:
+            return await c.read_deployment_by_name(f"tvau-retrain/{name}")
+
+    for name, cron in names:
+        d = anyio.run(read, name)
+        assert [s.schedule.cron for s in d.schedules] == cron
+    from flows.retrain import CRON
+
+    assert ("nightly", [CRON]) in names  # flow.serve uses the same schedule as the deployment
