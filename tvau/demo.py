@@ -147,9 +147,9 @@ def run_flow(summary_path: Path) -> bool:
     """The retrain flow with a temporary local Prefect server (its state under .tvau/prefect unless
     PREFECT_HOME says otherwise). Returns whether it completed."""
     os.environ.setdefault("PREFECT_HOME", str(REPO / ".tvau" / "prefect"))
+    Path(os.environ["PREFECT_HOME"]).mkdir(parents=True, exist_ok=True)  # Prefect creates only the last level
     # the temporary server's first start takes longer than Prefect's 20 s default on 2 cores (STACK.md)
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
-    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
     from flows.retrain import retrain
 
     state = retrain(root=str(REPO), summary_path=str(summary_path), return_state=True)
