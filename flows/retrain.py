@@ -58,7 +58,7 @@ def gate(root: str, eval_json: str, policy: str, model_name: str):
 
 @task(cache_policy=NO_CACHE)
 def register(run: PipelineRun, root: str, params: dict[str, Any], model_dir: str, evaluation: dict[str, Any],
-             report, model_name: str):
+             report, model_name: str, bundle_backbone_mb: float):
     """Log params, metrics, dvc.lock + datasets, the gate report and the pyfunc model to the parent
     run, then register the model version (tagged with the verdict; `challenger` if it passed)."""
     from tvau.registry.pyfunc import log_pyfunc
@@ -74,7 +74,7 @@ def register(run: PipelineRun, root: str, params: dict[str, Any], model_dir: str
     (tmp / "gates.json").write_text(json.dumps(report.to_dict(), indent=1))
     run.log(artifacts=[tmp / "gates.md", tmp / "gates.json", Path(root) / params["registry"]["eval_json"]],
             artifact_dir="gates")
-    uri = log_pyfunc(Path(root) / model_dir, run.run_id)
+    uri = log_pyfunc(Path(root) / model_dir, run.run_id, root=root, bundle_backbone_mb=bundle_backbone_mb)
     values = {m: (v or {}).get("value") for m, v in (evaluation.get("model") or {}).items()}
     return models.register_candidate(uri, report, values, model_name, pipeline_run=run.run_id)
 
@@ -143,7 +143,7 @@ def retrain(root: str = ".", params_path: str = "params.yaml", stages: list[Stag
         summary.gates, summary.evaluation = report.to_dict(), evaluation
         summary.metrics_table = pipeline.metrics_table(evaluation)
         mv = register(run, root, flatten(params.model_dump(mode="json")) | {"registry": params.registry.model_dump()},
-                      cfg.model_dir, evaluation, report, cfg.model_name)
+                      cfg.model_dir, evaluation, report, cfg.model_name, cfg.bundle_backbone_mb)
         summary.model_version = str(mv.version)
         allowed = cfg.auto_promote if promote_when_passed is None else promote_when_passed
         if report.passed and allowed:

@@ -20,19 +20,20 @@ METRICS = ("micro_auc", "macro_auc", "pixel_auroc", "rbdc", "tbdc", "yes_no_accu
 CLIP = {"num_frames": 4, "stride": 2, "height": 56, "width": 56, "cover_tail": True, "temporal_patch": 2}
 
 
-def write_model_dir(out: Path, cache_dir: str, seed: int = 0) -> Path:
+def write_model_dir(out: Path, cache_dir: str, seed: int = 0, backbone: str = "embedded:tiny",
+                    backbone_sha256: str | None = None) -> Path:
     """A trained-model directory in the contract's format (CONTRACT.md), from TVAU.save_adapters of
     a freshly initialised model: real weights and a real file, not a trained model."""
     from tvau.model.config import ModelConfig
     from tvau.model.tvau import TVAU
 
-    cfg = ModelConfig(cache_dir=cache_dir)
+    cfg = ModelConfig(cache_dir=cache_dir, backbone=backbone)
     model = TVAU.from_config(cfg, seed=seed)
     out.mkdir(parents=True, exist_ok=True)
     model.save_adapters(out / "adapters.safetensors")
     (out / "model.json").write_text(json.dumps({
         "format": "tvau-model/1", "model": cfg.model_dump(mode="json"), "seed": seed, "clip": CLIP,
-        "backbone": cfg.backbone, "backbone_sha256": None}))
+        "backbone": cfg.backbone, "backbone_sha256": backbone_sha256}))
     return out
 
 

@@ -129,3 +129,39 @@ def test_mlflow_models_serve_answers_rest(champion, model_dir, store, tmp_path):
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
         log.close()
+
+
+def test_local_backbone_travels_with_the_model(store, tiny_cache, tmp_path, monkeypatch):
+    """A model trained on a local backbone directory (relative to the training checkout) loads and
+    scores from anywhere: the backbone is bundled and checked against backbone_sha256."""
+    import shutil
+
+    import mlflow
+
+    from tvau.model.tiny import ensure_tiny
+    from tvau.registry.resolve import download_model
+    from tvau.storage import sha256_file
+
+    train_root = tmp_path / "checkout"
+    shutil.copytree(ensure_tiny(tiny_cache, 0), train_root / "data" / "backbone")
+    digest = sha256_file(train_root / "data" / "backbone" / "model.safetensors")
+    monkeypatch.chdir(train_root)  # model.json says "data/backbone", relative to the checkout
+    mdir = _helpers.write_model_dir(train_root / "data" / "models" / "tvau", tiny_cache, seed=1,
+                                    backbone="data/backbone", backbone_sha256=digest)
+    run = PipelineRun.start(store, train_root, name="bundled")
+    uri = log_pyfunc(mdir, run.run_id, root=train_root)
+    gates = check_gates(_helpers.eval_report(), load_policy(REPO / "registry" / "policy.yaml"))
+    mv = models.register_candidate(uri, gates, {}, "tvau")
+    run.finish()
+    clip = _clip(2)
+    expected = _direct_scores(mdir, clip)
+
+    elsewhere = tmp_path / "serving"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)  # "data/backbone" does not exist here
+    out = mlflow.pyfunc.load_model(f"models:/tvau/{mv.version}").predict(clip[None])
+    np.testing.assert_allclose(out["frame_scores"][0], expected, rtol=1e-5, atol=1e-6)
+    local = download_model(f"models:/tvau/{mv.version}")
+    meta = json.loads((local / "model.json").read_text())
+    assert Path(meta["backbone"]).is_absolute() and Path(meta["model"]["backbone"]).is_dir()
+    assert sha256_file(Path(meta["backbone"]) / "model.safetensors") == digest

@@ -11,7 +11,6 @@ import subprocess
 from pathlib import Path
 
 import numpy as np
-import pytest
 from PIL import Image
 
 from tvau.registry.gates import check_gates
@@ -81,5 +80,5 @@ def test_front_page_screenshot_in_headless_chromium(tmp_path):
     assert green > 500 and red > 50, (green, red)
     dom = subprocess.run([*common, "--dump-dom", page.as_uri()], check=True, capture_output=True, text=True,
                          timeout=120).stdout
-    gate_table = re.search(r"<table class=\"gates\">.*?</table>", dom, re.S)
+    gate_table = re.search(r"<table class=\"gates\">.*?</table>", dom, re.DOTALL)
     assert gate_table and gate_table.group(0).count("<tr>") == 1 + len(_gates()[1].gates)  # header + gates

@@ -22,6 +22,9 @@ class RegistryConfig(Section):
     auto_promote: bool = True
     eval_json: str = "data/metrics/evaluate.json"  # the evaluate stage's metrics file (the gates' input)
     model_dir: str = "data/models/tvau"  # the train_rae stage's trained-model directory
+    # A local backbone directory up to this size (MB) is bundled into the registered model, so the
+    # model serves anywhere (e.g. the pretrained tiny data/backbone); larger ones are referenced.
+    bundle_backbone_mb: float = Field(2048.0, ge=0.0)
     # Per-stage timeout of the retrain flow's subprocesses (seconds): a hung stage fails the run.
     stage_timeout_s: int = Field(4 * 3600, ge=1)
 

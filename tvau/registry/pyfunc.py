@@ -1,9 +1,11 @@
 """The trained-model directory (CONTRACT.md: adapters.safetensors + model.json) as an MLflow pyfunc.
 
-The adapters travel as an artifact (a few MB for the tiny model, tens of MB on the 7B); the
-backbone does not: the model's config names it (`backbone`, plus its sha256 when it was a local
-directory), and the serving side loads it exactly as training did (embedded:tiny is rebuilt offline,
-a hub id or local directory is read from there).
+The adapters travel as an artifact (a few MB for the tiny model, tens of MB on the 7B). The backbone
+travels only when it is a local directory no larger than `bundle_backbone_mb` (e.g. the pretrained
+tiny backbone `data/backbone`): a path relative to the training checkout means nothing on a serving
+machine. Otherwise the model's config names it (`backbone`, plus its sha256 when it was a local
+directory) and the serving side loads it exactly as training did (embedded:tiny is rebuilt offline,
+a hub id comes from the hub cache). A bundled backbone is checked against `backbone_sha256`.
 
 Input (the signature): a batch of clips, uint8 tensor (clips, frames, height, width, 3), RGB. Clips
 of another frame size are resized to the model's clip size. Output: {"frame_scores": (clips,
@@ -25,6 +27,7 @@ import numpy as np
 
 MODEL_FORMAT = "tvau-model/1"  # model.json "format" (CONTRACT.md)
 ARTIFACT_KEY = "trained_model"  # the pyfunc artifact holding the trained-model directory
+BACKBONE_KEY = "backbone"  # the pyfunc artifact holding a bundled local backbone directory
 
 
 class TrainedModelError(ValueError):
@@ -83,6 +86,8 @@ class TVAUPyfunc(mlflow.pyfunc.PythonModel):
     def load_context(self, context) -> None:
         path = Path(context.artifacts[ARTIFACT_KEY])
         self.meta = read_model_json(path)
+        if BACKBONE_KEY in context.artifacts:
+            path = with_bundled_backbone(path, Path(context.artifacts[BACKBONE_KEY]), self.meta)
         self.model = load_model_dir(path)
         clip = self.meta.get("clip") or {}
         self.size = (int(clip.get("height", 0)), int(clip.get("width", 0)))
@@ -112,8 +117,42 @@ class TVAUPyfunc(mlflow.pyfunc.PythonModel):
         return {"frame_scores": np.stack(scores), "heatmap": np.stack(heats)}
 
 
-def log_pyfunc(model_dir: str | Path, run_id: str, name: str = "model") -> str:
-    """Log a trained-model directory as a pyfunc model in run `run_id`; returns the model URI."""
+def with_bundled_backbone(model_dir: Path, backbone: Path, meta: dict[str, Any]) -> Path:
+    """A copy of the trained-model directory whose model.json points at the bundled backbone
+    (absolute path), after checking the backbone's weights are the ones trained against."""
+    import shutil
+    import tempfile
+
+    from tvau.storage import sha256_file
+
+    want = meta.get("backbone_sha256")
+    weights = backbone / "model.safetensors"
+    if want and weights.is_file() and sha256_file(weights) != want:
+        raise TrainedModelError(f"{backbone}: bundled backbone weights do not match backbone_sha256 in model.json")
+    out = Path(tempfile.mkdtemp(prefix="tvau-model-"))
+    shutil.copy2(model_dir / "adapters.safetensors", out / "adapters.safetensors")
+    patched = dict(meta)
+    patched["model"] = dict(meta["model"], backbone=str(backbone.resolve()))
+    patched["backbone"] = str(backbone.resolve())
+    (out / "model.json").write_text(json.dumps(patched))
+    return out
+
+
+def _local_backbone(meta: dict[str, Any], root: Path, max_mb: float) -> Path | None:
+    ref = str(meta.get("backbone") or "")
+    if not ref or ref.startswith("embedded:"):
+        return None
+    path = Path(ref) if Path(ref).is_absolute() else root / ref
+    if not path.is_dir():
+        return None  # a hub id
+    size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) / 2**20
+    return path if size <= max_mb else None
+
+
+def log_pyfunc(model_dir: str | Path, run_id: str, name: str = "model", root: str | Path = ".",
+               bundle_backbone_mb: float = 2048) -> str:
+    """Log a trained-model directory as a pyfunc model in run `run_id` (a local backbone directory
+    up to `bundle_backbone_mb` MB travels with it); returns the model URI."""
     import mlflow
 
     meta = read_model_json(model_dir)
@@ -127,9 +166,14 @@ def log_pyfunc(model_dir: str | Path, run_id: str, name: str = "model") -> str:
         reqs = [f"tvau=={version('tvau')}"]
     except PackageNotFoundError:
         reqs = ["tvau"]
+    artifacts = {ARTIFACT_KEY: str(Path(model_dir).resolve())}
+    backbone = _local_backbone(meta, Path(root), bundle_backbone_mb)
+    if backbone is not None:
+        artifacts[BACKBONE_KEY] = str(backbone.resolve())
+    config["backbone_bundled"] = backbone is not None
     with mlflow.start_run(run_id=run_id):
         info = mlflow.pyfunc.log_model(
-            name=name, python_model=TVAUPyfunc(), artifacts={ARTIFACT_KEY: str(Path(model_dir).resolve())},
+            name=name, python_model=TVAUPyfunc(), artifacts=artifacts,
             signature=signature(), model_config=config, pip_requirements=reqs,
             metadata={"tvau_format": MODEL_FORMAT, "backbone": str(meta.get("backbone"))},
         )

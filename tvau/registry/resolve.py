@@ -32,7 +32,13 @@ def download_model(uri: str, dst: str | Path | None = None) -> Path:
     import mlflow
     from mlflow.exceptions import MlflowException
 
-    from tvau.registry.pyfunc import ARTIFACT_KEY, TrainedModelError, read_model_json
+    from tvau.registry.pyfunc import (
+        ARTIFACT_KEY,
+        BACKBONE_KEY,
+        TrainedModelError,
+        read_model_json,
+        with_bundled_backbone,
+    )
 
     if not (uri.startswith(("models:/", "runs:/"))):
         raise ValueError(f"{uri}: expected a models:/ or runs:/ URI")
@@ -55,5 +61,7 @@ def download_model(uri: str, dst: str | Path | None = None) -> Path:
     if not entry:
         raise TrainedModelError(f"{uri}: not a tvau model (no '{ARTIFACT_KEY}' artifact)")
     path = local / entry["path"]
-    read_model_json(path)  # fails clearly if the download is incomplete
+    meta = read_model_json(path)  # fails clearly if the download is incomplete
+    if BACKBONE_KEY in arts:  # the backbone travelled with the model: point model.json at it
+        return with_bundled_backbone(path, local / arts[BACKBONE_KEY]["path"], meta)
     return path
