@@ -42,11 +42,12 @@ def eval_report(model: float = 0.97, baseline: float = 0.6, width: float = 0.03,
     """An evaluate.json of the contract's shape: every model metric `model` +- width, every baseline
     metric `baseline`; `overrides` set one model metric's point value (None = missing)."""
     def block(v: float, w: float) -> dict:
-        return {m: {"value": v, "low": v - w, "high": v + w} for m in METRICS}
+        return {m: {"value": v, "low": max(0.0, v - w), "high": min(1.0, v + w)} for m in METRICS}
 
     m = block(model, width)
     for k, v in overrides.items():
-        m[k] = {"value": v, "low": None if v is None else v - width, "high": None if v is None else v + width}
+        m[k] = {"value": v, "low": None if v is None else max(0.0, v - width),
+                "high": None if v is None else min(1.0, v + width)}
     hm = block(model if holdout_model is None else holdout_model, width)
     return {"split": "validation", "videos": 120, "frames": 11520, "model": m, "baseline": block(baseline, width),
             "majority_yes_no": majority, "per_kind": {}, "holdout": {"model": hm, "baseline": block(baseline, width)},

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 from pathlib import Path
 
 import pytest
@@ -88,6 +89,10 @@ def test_read_eval_errors_name_the_file(tmp_path):
     p.write_text("{not json")
     with pytest.raises(EvalReportError, match="evaluate.json: not valid JSON"):
         read_eval(p)
-    p.write_text('{"model": {}}')
+    no_baseline = eval_report()
+    del no_baseline["baseline"]
+    p.write_text(json.dumps(no_baseline))
     with pytest.raises(EvalReportError, match="baseline"):
         read_eval(p)
+    p.write_text(json.dumps(eval_report()))
+    assert read_eval(p)["model"]["micro_auc"]["value"] == 0.97
