@@ -46,13 +46,22 @@ def _frames_and_masks(record, start: int, length: int):
     return frames, masks
 
 
-def baseline_section(records, out: Path, params) -> tuple[Section, dict]:
+def baseline_section(records, out: Path, params, evaluation: dict | None = None) -> tuple[Section, dict]:
+    """The baseline's overlay on the most anomalous validation video, and its metrics: taken from the
+    evaluate stage's report when the flow got that far (no second scoring), else scored here."""
     from tvau.baseline import BaselineScorer, heatmaps
-    from tvau.evaluate import evaluate, write_metrics_json
 
-    metrics = evaluate(records, BaselineScorer(params.metrics.baseline), params.metrics,
-                       scorer_name=BaselineScorer.name, progress=sys.stderr.isatty())
-    write_metrics_json(metrics, out / "baseline_metrics.json")
+    if evaluation and isinstance(evaluation.get("baseline"), dict):
+        metrics = {k: (evaluation["baseline"].get(k) or {}).get("value")
+                   for k in ("micro_auc", "macro_auc", "pixel_auroc", "miou", "rbdc", "tbdc")}
+        metrics.update(videos=evaluation.get("videos"), frames=evaluation.get("frames"),
+                       anomalous_frames=evaluation.get("anomalous_frames"))
+    else:
+        from tvau.evaluate import evaluate, write_metrics_json
+
+        metrics = evaluate(records, BaselineScorer(params.metrics.baseline), params.metrics,
+                           scorer_name=BaselineScorer.name, progress=sys.stderr.isatty())
+        write_metrics_json(metrics, out / "baseline_metrics.json")
     # Overlays: six frames across the most anomalous validation video.
     rec = max(records, key=lambda r: int(r.frame_labels.sum()))
     heat = heatmaps(rec, params.metrics.baseline)
@@ -65,8 +74,8 @@ def baseline_section(records, out: Path, params) -> tuple[Section, dict]:
         tiles += [overlay(f, heat[i]), outline(f, m)]
         labels += [f"baseline t={i}", f"ground truth t={i}"]
     save_png(out / "baseline_overlay.png", contact_sheet(tiles, labels, cols=4))
-    table = {k: metrics[k] for k in ("micro_auc", "macro_auc", "pixel_auroc", "miou", "rbdc", "tbdc")}
-    table.update(videos=metrics["videos"], frames=metrics["frames"], anomalous_frames=metrics["anomalous_frames"])
+    table = {k: metrics.get(k) for k in ("micro_auc", "macro_auc", "pixel_auroc", "miou", "rbdc", "tbdc",
+                                         "videos", "frames", "anomalous_frames") if metrics.get(k) is not None}
     sec = Section("Baseline on the validation split", table, [("baseline_overlay.png", f"{rec.name}: baseline vs ground truth")],
                   text="Non-learned reference scorer (background subtraction + motion). Rates are fractions.")
     return sec, metrics
@@ -130,7 +139,8 @@ def model_section(records, out: Path, params, model=None, title: str | None = No
              "encode+heatmap+chat seconds": round(seconds, 3),
              "Q: Is there any anomaly in the video?": reply.answer},
             [("model_overlay.png", "trained AHD heatmap vs ground truth")],
-            text="The registered champion (models:/tvau@champion), loaded back from MLflow.",
+            text="Trained adapters on the frozen backbone: the registered champion (models:/tvau@champion, "
+            "loaded back from MLflow), or the newest trained candidate when none passed the gates.",
         )
     return Section(
         "T-VAU model (tiny backbone, untrained adapters)",
@@ -204,13 +214,20 @@ def main(out: Path = REPO / "outputs" / "demo", repro: bool = True) -> Path:
     metrics = {}
     if DATA.exists():
         records = select_split(open_dataset(DATA, "ubnormal"), "validation")
-        _say(f"scoring the baseline on {len(records)} validation videos")
-        sec, metrics = baseline_section(records, out, params)
+        evaluation = summary.get("evaluation")
+        if not evaluation:
+            _say(f"scoring the baseline on {len(records)} validation videos")
+        sec, metrics = baseline_section(records, out, params, evaluation)
         sections.append(sec)
         sections.append(trajectory_section(records, out))
-        champion = _champion(params)
-        _say("running the " + ("champion" if champion is not None else "untrained") + " model on one validation clip")
-        sections.append(model_section(records, out, params, champion))
+        model, title = _champion(params), "Champion model on a validation clip"
+        candidate = REPO / params.registry.model_dir
+        if model is None and (candidate / "model.json").is_file():  # trained, but not promoted
+            from tvau.registry.pyfunc import load_model_dir
+
+            model, title = load_model_dir(candidate), "Trained candidate (not champion) on a validation clip"
+        _say("running the " + ("trained" if model is not None else "untrained") + " model on one validation clip")
+        sections.append(model_section(records, out, params, model, title))
     page = write_html_report(out / "report.html", "tvau demo", sections, front=front_page(summary))
     print()
     _say("results:")
@@ -222,8 +239,8 @@ def main(out: Path = REPO / "outputs" / "demo", repro: bool = True) -> Path:
     print(f"  stage metrics             : {REPO / 'data' / 'metrics'}")
     if index is not None:
         print(f"  data docs                 : {index}")
-    if metrics:
-        print(f"  baseline metrics          : {out / 'baseline_metrics.json'}  "
+    if metrics.get("micro_auc") is not None:
+        print(f"  baseline                  : "
               f"(micro-AUC {100 * (metrics['micro_auc'] or 0):.1f}, RBDC {100 * (metrics['rbdc'] or 0):.1f}, "
               f"TBDC {100 * (metrics['tbdc'] or 0):.1f})")
     print(f"  report                    : {page}")
