@@ -14,7 +14,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: demo test install bench clean-venv
+.PHONY: demo test install bench clean-venv system-deps system-deps
 
 install: $(STAMP)
 
@@ -26,8 +26,19 @@ $(STAMP): pyproject.toml constraints.txt
 	DS_BUILD_OPS=0 $(PY) -m pip install --quiet -c constraints.txt -e ".[all,dev]"
 	touch $(STAMP)
 
+# OS packages the tests need that pip cannot provide, installed only when missing (root, or sudo):
+# Debian's chromium renders the report pages for their screenshot tests, and docker-compose validates
+# infra/docker-compose.yml (`docker-compose config`; no Docker daemon is needed).
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+APT := DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get
+system-deps:
+	@missing=""; test -x /usr/bin/chromium || missing="chromium"; \
+	  command -v docker-compose >/dev/null || missing="$$missing docker-compose"; \
+	  if [ -n "$$missing" ]; then echo "installing Debian packages:$$missing"; \
+	    $(APT) update -qq && $(APT) install -y -qq --no-install-recommends $$missing; fi
+
 # ruff first: a lint finding fails fast, before the slower tests.
-test: $(STAMP)
+test: $(STAMP) system-deps
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/pytest -q
 

@@ -15,6 +15,7 @@ from tvau.metrics.cli import app as metrics_app
 from tvau.model.cli import app as model_app
 from tvau.pretrain.cli import pretrain_backbone_cmd
 from tvau.quality.cli import app as quality_app
+from tvau.registry.cli import app as registry_app
 from tvau.s3server import s3_server
 from tvau.stack.cli import app as stack_app
 from tvau.synth.cli import synth
@@ -38,6 +39,36 @@ app.add_typer(construct_app, name="construct", help="Fine-grained annotation con
 app.add_typer(quality_app, name="quality", help="Data-quality checks (pandera, Great Expectations).")
 app.add_typer(stack_app, name="stack", help="PostgreSQL, S3, MLflow and Prefect servers and a worker on loopback.")
 app.add_typer(train_app, name="train", help="Train T-VAU: stage 1 AHD, stage 2 RAE + LoRA (DeepSpeed).")
+app.add_typer(registry_app, name="registry", help="Registered model versions, gates, champion promotion and rollback.")
+
+
+@app.command("lineage")
+def lineage_cmd(
+    uri: str = typer.Argument(..., help="Model URI: models:/tvau@champion or models:/tvau/3."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON (model, version, run_id, git_commit, params, "
+                                 "metrics, datasets, footage)."),
+    params: Path = typer.Option(Path("params.yaml"), "--params", help="Parameters file (registry section)."),
+) -> None:
+    """Trace a model back to its run, git commit, parameters, DVC datasets and footage (sha256)."""
+    import json
+
+    from tvau.config import ParamsError, load_params
+    from tvau.lineage import LineageError, format_text, lineage
+    from tvau.registry.tracking import configure
+
+    try:
+        cfg = load_params(params).registry
+    except ParamsError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    root = params.resolve().parent
+    configure(cfg, root)
+    try:
+        info = lineage(uri, root)
+    except LineageError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(json.dumps(info, indent=1) if as_json else format_text(info))
 
 
 @app.command("demo")

@@ -21,6 +21,7 @@ from tvau.model.config import ModelConfig
 from tvau.pretrain.config import PretrainConfig
 from tvau.quality.config import QualityConfig
 from tvau.stack.config import StackConfig
+from tvau.registry.config import RegistryConfig
 from tvau.synth.config import SynthConfig
 from tvau.train.config import TrainConfig
 
@@ -50,6 +51,7 @@ class Params(Section):
     stack: StackConfig = Field(default_factory=StackConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
+    registry: RegistryConfig = Field(default_factory=RegistryConfig)
 
 
 class ParamsError(ValueError):

@@ -1,21 +1,20 @@
-"""The main job on the embedded default (`make demo`, or `tvau demo`): everything that exists of the
-pipeline, end to end, on synthetic footage.
+"""The main job on the embedded default (`make demo`, or `tvau demo`): the retrain flow end to end,
+then one HTML page.
 
-1. `dvc repro`: synthesise footage -> frame-wise annotation -> object timelines -> anomaly-focused
-   refinement -> data-quality gates (pandera + Great Expectations Data Docs) -> training sets.
-   DVC skips what is up to date, so a second run is quick and an interrupted run resumes.
-2. The non-learned baseline scored on the validation split: frame AUCs, pixel AUROC, RBDC/TBDC.
-3. The T-VAU model (tiny Qwen2.5-VL backbone, AHD/RAE not yet trained) run on one validation clip:
-   heatmap overlay and a first dialogue turn, to show the full model path runs.
-4. One HTML page linking everything.
+1. The Prefect flow flows/retrain.py (temporary local Prefect server, MLflow on SQLite under
+   .tvau/): `dvc repro` of the data stages -> data-quality gate -> training sets -> train AHD ->
+   train RAE -> evaluate -> gates (registry/policy.yaml) -> register -> promote to `champion` when
+   every gate passes. DVC skips what is up to date, so a second run is quick.
+2. The report page (outputs/demo/report.html) opens with the retrain summary a platform engineer
+   reads at a glance (verdict, links to the MLflow and Prefect runs, stage times, each gate, model
+   against baseline), then the stage metrics as tables, data quality, the baseline and the
+   champion's heatmaps on a validation clip.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -23,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from tvau.config import load_params
-from tvau.report import Section, contact_sheet, outline, overlay, save_png, write_html_report
+from tvau.report import Section, contact_sheet, front_page, outline, overlay, save_png, write_html_report
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / "data" / "synth"  # the synthesise stage's output (dvc.yaml)
@@ -32,20 +31,6 @@ SCALE = 3  # enlargement of the trajectory picture
 
 def _say(msg: str) -> None:
     print(f"[tvau demo] {msg}", flush=True)
-
-
-def run_dvc_repro() -> float:
-    """`dvc repro` in the repository, with this interpreter's environment first on PATH so the
-    stages' `tvau ...` commands resolve to this installation."""
-    env = dict(os.environ)
-    bindir = str(Path(sys.executable).parent)
-    env["PATH"] = bindir + os.pathsep + env.get("PATH", "")
-    dvc = shutil.which("dvc", path=env["PATH"])
-    if dvc is None:
-        raise SystemExit("dvc is not installed in this environment: run `make install` first")
-    t0 = time.perf_counter()
-    subprocess.run([dvc, "repro"], cwd=REPO, env=env, check=True)
-    return time.perf_counter() - t0
 
 
 def _stage_metrics() -> dict[str, dict]:
@@ -61,13 +46,22 @@ def _frames_and_masks(record, start: int, length: int):
     return frames, masks
 
 
-def baseline_section(records, out: Path, params) -> tuple[Section, dict]:
+def baseline_section(records, out: Path, params, evaluation: dict | None = None) -> tuple[Section, dict]:
+    """The baseline's overlay on the most anomalous validation video, and its metrics: taken from the
+    evaluate stage's report when the flow got that far (no second scoring), else scored here."""
     from tvau.baseline import BaselineScorer, heatmaps
-    from tvau.evaluate import evaluate, write_metrics_json
 
-    metrics = evaluate(records, BaselineScorer(params.metrics.baseline), params.metrics,
-                       scorer_name=BaselineScorer.name, progress=sys.stderr.isatty())
-    write_metrics_json(metrics, out / "baseline_metrics.json")
+    if evaluation and isinstance(evaluation.get("baseline"), dict):
+        metrics = {k: (evaluation["baseline"].get(k) or {}).get("value")
+                   for k in ("micro_auc", "macro_auc", "pixel_auroc", "miou", "rbdc", "tbdc")}
+        metrics.update(videos=evaluation.get("videos"), frames=evaluation.get("frames"),
+                       anomalous_frames=evaluation.get("anomalous_frames"))
+    else:
+        from tvau.evaluate import evaluate, write_metrics_json
+
+        metrics = evaluate(records, BaselineScorer(params.metrics.baseline), params.metrics,
+                           scorer_name=BaselineScorer.name, progress=sys.stderr.isatty())
+        write_metrics_json(metrics, out / "baseline_metrics.json")
     # Overlays: six frames across the most anomalous validation video.
     rec = max(records, key=lambda r: int(r.frame_labels.sum()))
     heat = heatmaps(rec, params.metrics.baseline)
@@ -80,8 +74,8 @@ def baseline_section(records, out: Path, params) -> tuple[Section, dict]:
         tiles += [overlay(f, heat[i]), outline(f, m)]
         labels += [f"baseline t={i}", f"ground truth t={i}"]
     save_png(out / "baseline_overlay.png", contact_sheet(tiles, labels, cols=4))
-    table = {k: metrics[k] for k in ("micro_auc", "macro_auc", "pixel_auroc", "miou", "rbdc", "tbdc")}
-    table.update(videos=metrics["videos"], frames=metrics["frames"], anomalous_frames=metrics["anomalous_frames"])
+    table = {k: metrics.get(k) for k in ("micro_auc", "macro_auc", "pixel_auroc", "miou", "rbdc", "tbdc",
+                                         "videos", "frames", "anomalous_frames") if metrics.get(k) is not None}
     sec = Section("Baseline on the validation split", table, [("baseline_overlay.png", f"{rec.name}: baseline vs ground truth")],
                   text="Non-learned reference scorer (background subtraction + motion). Rates are fractions.")
     return sec, metrics
@@ -111,10 +105,13 @@ def trajectory_section(records, out: Path) -> Section:
                    [("trajectories.png", "tracked centre paths; red = anomalous target")])
 
 
-def model_section(records, out: Path, params) -> Section:
+def model_section(records, out: Path, params, model=None, title: str | None = None) -> Section:
+    """Heatmaps and a first dialogue turn of `model` (the champion) on one anomalous validation clip;
+    without a champion, the untrained model, labelled as such."""
     from tvau.model.tvau import TVAU
 
-    model = TVAU.from_params(params)
+    trained = model is not None
+    model = model if trained else TVAU.from_params(params)
     rec = next((r for r in records if r.is_anomalous), records[0])
     first = int(np.flatnonzero(rec.frame_labels)[0]) if rec.is_anomalous else 0
     start = max(0, min(first, rec.num_frames - params.clip.num_frames))
@@ -135,6 +132,16 @@ def model_section(records, out: Path, params) -> Section:
         labels += [f"T-VAU t={start + i}", f"ground truth t={start + i}"]
     save_png(out / "model_overlay.png", contact_sheet(tiles, labels, cols=4))
     np.save(out / "model_heatmap.npy", heat.astype(np.float16))
+    if trained:
+        return Section(
+            title or "Champion model on a validation clip",
+            {"video": rec.name, "clip_start": start, "grid (T', H', W')": str(enc.grid),
+             "encode+heatmap+chat seconds": round(seconds, 3),
+             "Q: Is there any anomaly in the video?": reply.answer},
+            [("model_overlay.png", "trained AHD heatmap vs ground truth")],
+            text="Trained adapters on the frozen backbone: the registered champion (models:/tvau@champion, "
+            "loaded back from MLflow), or the newest trained candidate when none passed the gates.",
+        )
     return Section(
         "T-VAU model (tiny backbone, untrained adapters)",
         {"video": rec.name, "clip_start": start, "grid (T', H', W')": str(enc.grid),
@@ -146,20 +153,53 @@ def model_section(records, out: Path, params) -> Section:
     )
 
 
+def run_flow(summary_path: Path) -> bool:
+    """The retrain flow with a temporary local Prefect server (its state under .tvau/prefect unless
+    PREFECT_HOME says otherwise). Returns whether it completed."""
+    os.environ.setdefault("PREFECT_HOME", str(REPO / ".tvau" / "prefect"))
+    Path(os.environ["PREFECT_HOME"]).mkdir(parents=True, exist_ok=True)  # Prefect creates only the last level
+    # the temporary server's first start takes longer than Prefect's 20 s default on 2 cores (STACK.md)
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+    from flows.retrain import retrain
+
+    state = retrain(root=str(REPO), summary_path=str(summary_path), return_state=True)
+    return not state.is_failed()
+
+
+def _champion(params):
+    """The registered champion as a TVAU, or None when there is none."""
+    from tvau.registry import models
+    from tvau.registry.pyfunc import load_model_dir
+    from tvau.registry.resolve import download_model
+    from tvau.registry.tracking import configure
+
+    configure(params.registry, REPO)
+    if models.version_by_alias(params.registry.model_name, models.CHAMPION) is None:
+        return None
+    return load_model_dir(download_model(f"models:/{params.registry.model_name}@{models.CHAMPION}"))
+
+
 def main(out: Path = REPO / "outputs" / "demo", repro: bool = True) -> Path:
+    """Run the flow (unless repro=False: then only rebuild the page from the last run) and write the
+    report. Exits with status 1 after writing the page when the flow failed."""
     from tvau.data import open_dataset
     from tvau.evaluate import select_split
 
     params = load_params(REPO / "params.yaml")
     out.mkdir(parents=True, exist_ok=True)
-    sections = []
+    summary_path = out / "retrain_summary.json"
+    ok = True
     if repro:
-        _say("dvc repro: synthesise -> annotate -> timelines -> refine -> validate -> build")
-        seconds = run_dvc_repro()
-        _say(f"dvc repro finished in {seconds:.0f} s")
+        _say("retrain flow: data -> quality gate -> train AHD -> train RAE -> evaluate -> gates -> register")
+        t0 = time.perf_counter()
+        ok = run_flow(summary_path)
+        _say(f"retrain flow {'completed' if ok else 'FAILED'} in {time.perf_counter() - t0:.0f} s")
+    summary = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
+    sections = []
     stages = _stage_metrics()
-    sections.append(Section("Dataset construction (dvc repro)", stages,
-                            text="Per-stage counts from data/metrics/*.json; lineage in dvc.lock."))
+    if stages:
+        sections.append(Section("Stage metrics (dvc metrics show)", stages,
+                                text="Per-stage counts from data/metrics/*.json; lineage in dvc.lock."))
     docs = REPO / params.quality.docs_dir
     index = next(iter(sorted(docs.rglob("index.html"))), None) if docs.exists() else None
     if index is not None:
@@ -171,27 +211,42 @@ def main(out: Path = REPO / "outputs" / "demo", repro: bool = True) -> Path:
             (os.path.relpath(page, out), f"validation result: {page.parent.parent.parent.name}")
             for page in sorted((docs / "validations").rglob("*.html"))
         ]))
-    records = select_split(open_dataset(DATA, "ubnormal"), "validation")
-    _say(f"scoring the baseline on {len(records)} validation videos")
-    sec, metrics = baseline_section(records, out, params)
-    sections.append(sec)
-    sections.append(trajectory_section(records, out))
-    _say("running the T-VAU model on one validation clip")
-    sections.append(model_section(records, out, params))
-    page = write_html_report(out / "report.html", "tvau demo", sections)
+    metrics = {}
+    if DATA.exists():
+        records = select_split(open_dataset(DATA, "ubnormal"), "validation")
+        evaluation = summary.get("evaluation")
+        if not evaluation:
+            _say(f"scoring the baseline on {len(records)} validation videos")
+        sec, metrics = baseline_section(records, out, params, evaluation)
+        sections.append(sec)
+        sections.append(trajectory_section(records, out))
+        model, title = _champion(params), "Champion model on a validation clip"
+        candidate = REPO / params.registry.model_dir
+        if model is None and (candidate / "model.json").is_file():  # trained, but not promoted
+            from tvau.registry.pyfunc import load_model_dir
+
+            model, title = load_model_dir(candidate), "Trained candidate (not champion) on a validation clip"
+        _say("running the " + ("trained" if model is not None else "untrained") + " model on one validation clip")
+        sections.append(model_section(records, out, params, model, title))
+    page = write_html_report(out / "report.html", "tvau demo", sections, front=front_page(summary))
     print()
     _say("results:")
-    print(f"  dataset (UBnormal layout) : {DATA}")
-    print(f"  training sets             : {REPO / 'data' / 'train'}")
+    print(f"  retrain summary           : {summary_path}")
+    if summary.get("mlflow_run_id"):
+        print(f"  MLflow run                : {summary['mlflow_run_id']} ({summary.get('tracking_uri')})")
+        print(f"  model version             : {summary.get('model_version')} "
+              f"(champion {summary.get('champion_before')} -> {summary.get('champion_after')})")
     print(f"  stage metrics             : {REPO / 'data' / 'metrics'}")
     if index is not None:
         print(f"  data docs                 : {index}")
-    print(f"  baseline metrics          : {out / 'baseline_metrics.json'}  "
-          f"(micro-AUC {100 * (metrics['micro_auc'] or 0):.1f}, RBDC {100 * (metrics['rbdc'] or 0):.1f}, "
-          f"TBDC {100 * (metrics['tbdc'] or 0):.1f})")
-    print(f"  pictures                  : {out / 'baseline_overlay.png'}, {out / 'trajectories.png'}, "
-          f"{out / 'model_overlay.png'}")
+    if metrics.get("micro_auc") is not None:
+        print(f"  baseline                  : "
+              f"(micro-AUC {100 * (metrics['micro_auc'] or 0):.1f}, RBDC {100 * (metrics['rbdc'] or 0):.1f}, "
+              f"TBDC {100 * (metrics['tbdc'] or 0):.1f})")
     print(f"  report                    : {page}")
+    if not ok:
+        _say(f"the retrain flow failed: {(summary.get('error') or '').splitlines()[0] if summary.get('error') else ''}")
+        raise SystemExit(1)
     return page
 
 

@@ -7,7 +7,6 @@ half-written image or page behind.
 from __future__ import annotations
 
 import html
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -108,27 +107,73 @@ class Section:
     images: list[tuple[str, str]] = field(default_factory=list)  # (path relative to the page, caption)
     text: str = ""
     links: list[tuple[str, str]] = field(default_factory=list)  # (href relative to the page, text)
+    rows: list[dict[str, Any]] = field(default_factory=list)  # a table with one column per key
 
 
 def _cell(value: Any) -> str:
+    """A value as table-cell HTML: numbers rounded, mappings as nested key/value tables, lists of
+    mappings as row tables, other lists comma-separated (people read tables, not JSON)."""
+    if value is None:
+        return "&ndash;"
+    if isinstance(value, bool):
+        return html.escape(str(value))
     if isinstance(value, float):
         return f"{value:.4f}"
-    if isinstance(value, (dict, list)):
-        return f"<pre>{html.escape(json.dumps(value, indent=1, default=str))}</pre>"
+    if isinstance(value, dict):
+        if not value:
+            return ""
+        inner = "".join(f"<tr><th>{html.escape(str(k))}</th><td>{_cell(v)}</td></tr>" for k, v in value.items())
+        return f"<table class='nested'>{inner}</table>"
+    if isinstance(value, (list, tuple)):
+        if value and all(isinstance(v, dict) for v in value):
+            return rows_table(list(value))
+        if any(isinstance(v, str) and len(v) > 40 for v in value):  # sentences: one per line
+            return "<br>".join(_cell(v) for v in value)
+        return html.escape(", ".join(f"{v:.4f}" if isinstance(v, float) else str(v) for v in value))
     return html.escape(str(value))
 
 
-def write_html_report(path: str | Path, title: str, sections: Sequence[Section]) -> Path:
-    """A single self-contained page (images are linked by relative path)."""
+def rows_table(rows: Sequence[dict[str, Any]], cls: str = "", cell_class=None) -> str:
+    """A header row of the union of keys, then one row per mapping. `cell_class(key, value)` may
+    return a CSS class for a cell (e.g. pass/fail colouring)."""
+    cols: list[str] = []
+    for r in rows:
+        cols += [k for k in r if k not in cols]
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in cols)
+    body = []
+    for r in rows:
+        cells = []
+        for c in cols:
+            v = r.get(c)
+            klass = cell_class(c, v) if cell_class else None
+            cells.append(f"<td class='{klass}'>{_cell(v)}</td>" if klass else f"<td>{_cell(v)}</td>")
+        body.append("<tr>" + "".join(cells) + "</tr>")
+    attr = f" class='{html.escape(cls)}'" if cls else ""
+    return f"<table{attr}><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+STYLE = (
+    "body{font-family:sans-serif;max-width:1200px;margin:1em auto;padding:0 1em;color:#222}"
+    "table{border-collapse:collapse;margin:4px 0}td,th{border:1px solid #ccc;padding:2px 7px;text-align:left;"
+    "vertical-align:top;font-size:14px}thead th{background:#f0f0f0}table.nested td,table.nested th{font-size:12px}"
+    "figure{display:inline-block;margin:6px}img{max-width:100%}pre{margin:0}"
+    ".pass{background:#dff3df;color:#145214;font-weight:bold}.fail{background:#fbdcdc;color:#8a1111;font-weight:bold}"
+    ".badge{display:inline-block;padding:2px 12px;border-radius:4px;color:#fff;font-weight:bold}"
+    ".badge.pass{background:#1e7b1e;color:#fff}.badge.fail{background:#b3261e;color:#fff}"
+    ".front{display:grid;grid-template-columns:1fr 1fr;gap:4px 24px;border-bottom:2px solid #888;padding-bottom:8px}"
+    ".front h2{font-size:17px;margin:6px 0 2px}.front .wide{grid-column:1 / span 2}.meta td,.meta th{font-size:13px}"
+)
+
+
+def write_html_report(path: str | Path, title: str, sections: Sequence[Section], front: str = "") -> Path:
+    """A single self-contained page (images are linked by relative path). `front`: HTML shown first
+    (e.g. the retrain summary from `front_page`)."""
     parts = [
         "<!doctype html><html><head><meta charset='utf-8'>",
         f"<title>{html.escape(title)}</title>",
-        (
-            "<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto;}"
-            "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:3px 8px;text-align:left}"
-            "figure{display:inline-block;margin:6px}img{max-width:100%}pre{margin:0}</style></head><body>"
-        ),
+        f"<style>{STYLE}</style></head><body>",
         f"<h1>{html.escape(title)}</h1>",
+        front,
     ]
     for sec in sections:
         parts.append(f"<h2>{html.escape(sec.heading)}</h2>")
@@ -137,6 +182,8 @@ def write_html_report(path: str | Path, title: str, sections: Sequence[Section])
         if sec.table:
             rows = "".join(f"<tr><th>{html.escape(str(k))}</th><td>{_cell(v)}</td></tr>" for k, v in sec.table.items())
             parts.append(f"<table>{rows}</table>")
+        if sec.rows:
+            parts.append(rows_table(sec.rows))
         if sec.links:
             items = "".join(f"<li><a href='{html.escape(h)}'>{html.escape(t)}</a></li>" for h, t in sec.links)
             parts.append(f"<ul>{items}</ul>")
@@ -146,3 +193,64 @@ def write_html_report(path: str | Path, title: str, sections: Sequence[Section])
             )
     parts.append("</body></html>")
     return _write_bytes(Path(path), "\n".join(parts).encode())
+
+
+def _link(url: str | None, text: str | None = None) -> str:
+    if not url:
+        return "n/a"
+    return f"<a href='{html.escape(url)}'>{html.escape(text or url)}</a>"
+
+
+def front_page(summary: dict[str, Any]) -> str:
+    """The screen a platform engineer reads first: verdict, links to the MLflow and Prefect runs,
+    what ran (stages, times), each gate passed/failed, model against baseline. `summary` is a
+    tvau.registry.pipeline.RetrainSummary as a dict (its summary.json)."""
+    ok = summary.get("status") == "COMPLETED"
+    gates = summary.get("gates") or {}
+    verdict = "PASSED" if gates.get("passed") else ("FAILED" if gates else "NOT GATED")
+    badge = f"<span class='badge {'pass' if ok else 'fail'}'>run {html.escape(str(summary.get('status')))}</span> "
+    badge += f"<span class='badge {'pass' if gates.get('passed') else 'fail'}'>gates {verdict}</span>"
+    champ = f"{summary.get('champion_before') or 'none'} &rarr; {summary.get('champion_after') or 'none'}"
+    meta = {
+        "Prefect flow run": _link(summary.get("flow_run_url"), summary.get("flow_run_id")),
+        "MLflow run": _link(summary.get("mlflow_run_url"), summary.get("mlflow_run_id")),
+        "model version": html.escape(str(summary.get("model_version") or "not registered")),
+        "champion": champ + (" (promoted)" if summary.get("promoted") else ""),
+        "wall time": f"{summary.get('seconds') or 0:.0f} s",
+    }
+    meta_html = "<table class='meta' id='links'>" + "".join(
+        f"<tr><th>{k}</th><td>{v}</td></tr>" for k, v in meta.items()) + "</table>"
+
+    def status_class(key, value):
+        if key in ("status", "result"):
+            return "pass" if value in ("ok", "pass") else "fail"
+        return None
+
+    stages = [{"stage": s.get("name"), "status": s.get("status"),
+               "seconds": "–" if s.get("seconds") is None else f"{s['seconds']:.0f}"}
+              for s in summary.get("stages") or []]
+    gate_rows = [{"gate": g["name"], "result": "pass" if g["passed"] else "FAIL", "value": g.get("value"),
+                  "threshold": g.get("threshold")} for g in gates.get("gates") or []]
+    def num(v):
+        return "–" if v is None else f"{v:.3f}"
+
+    table = [{"metric": r["metric"],
+              "model [95% interval]": f"{num(r.get('model'))} [{num(r.get('model_low'))}, {num(r.get('model_high'))}]",
+              "baseline": num(r.get("baseline")),
+              "model - baseline": "–" if r.get("model") is None or r.get("baseline") is None
+              else f"{r['model'] - r['baseline']:+.3f}",
+              "holdout model": num(r.get("holdout_model")), "holdout baseline": num(r.get("holdout_baseline"))}
+             for r in summary.get("metrics_table") or []]
+    parts = [
+        "<div class='front' id='front'>",
+        f"<div class='wide'>{badge}</div>",
+        (f"<div><h2>Run</h2>{meta_html}<h2>What ran</h2>"
+        f"{rows_table(stages, 'stages', status_class) if stages else '<p>no stage ran</p>'}</div>"),
+        f"<div><h2>Gates</h2>{rows_table(gate_rows, 'gates', status_class) if gate_rows else '<p>not gated</p>'}</div>",
+        ("<div class='wide'><h2>Model vs baseline (validation, 95% interval; holdout = unseen seed)</h2>"
+        f"{rows_table(table, 'versus') if table else '<p>no evaluation</p>'}</div>"),
+    ]
+    if summary.get("error") and not gates:
+        parts.append(f"<div class='wide'><h2>Error</h2><pre>{html.escape(summary['error'][-1500:])}</pre></div>")
+    parts.append("</div>")
+    return "".join(parts)

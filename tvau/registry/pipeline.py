@@ -1,0 +1,165 @@
+"""The retraining pipeline as plain functions (flows/retrain.py wraps each in a Prefect task).
+
+Stages run as subprocesses in the repository (`dvc repro <stage>` by default), so each one is exactly
+what `dvc repro` would do by hand, DVC skips what is up to date, and dvc.lock pins the result.
+Then: gate the candidate (data/metrics/evaluate.json + registry/policy.yaml + the champion's
+metrics), log everything to one parent MLflow run (a child run per stage), register the candidate,
+and promote it when the policy allows.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tvau.registry.gates import GateReport, check_gates, read_eval
+from tvau.registry.policy import load_policy
+
+
+@dataclass(frozen=True)
+class StageSpec:
+    name: str
+    cmd: list[str]  # run in the repository root; "dvc" resolves to this environment's dvc
+    metrics: list[str] = field(default_factory=list)  # JSON files logged as the stage's MLflow metrics
+    artifacts: list[str] = field(default_factory=list)  # files/directories logged as its artifacts
+    retries: int = 0  # only where a retry can help (e.g. a stage that pulls from a remote)
+
+
+def default_stages() -> list[StageSpec]:
+    """data -> quality gate -> training sets -> train AHD -> train RAE -> evaluate (dvc.yaml's stages)."""
+    m = "data/metrics/"
+    return [
+        StageSpec("data", ["dvc", "repro", "refine"], [m + "annotate.json", m + "timelines.json", m + "refine.json"]),
+        StageSpec("quality", ["dvc", "repro", "validate"], [m + "validate.json"],
+                  ["data/quality/report.md", "data/quality/report.json", "data/quality/data_docs"]),
+        StageSpec("build", ["dvc", "repro", "build"], [m + "build.json"]),
+        StageSpec("train_ahd", ["dvc", "repro", "train_ahd"], [m + "train_ahd.json"]),
+        StageSpec("train_rae", ["dvc", "repro", "train_rae"], [m + "train_rae.json"]),
+        StageSpec("evaluate", ["dvc", "repro", "evaluate"], [m + "evaluate.json"], ["data/evaluate"]),
+    ]
+
+
+class StageFailed(RuntimeError):
+    """A stage's command failed; the message ends with the tail of its output."""
+
+
+@dataclass
+class StageResult:
+    name: str
+    cmd: list[str]
+    seconds: float
+    output_tail: str
+
+
+def stage_env() -> dict[str, str]:
+    """This interpreter's bin directory first on PATH, so `dvc` and the stages' `tvau ...` commands
+    are this installation's."""
+    env = dict(os.environ)
+    env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
+    return env
+
+
+def run_stage(spec: StageSpec, root: str | Path, timeout_s: float | None = None) -> StageResult:
+    root = Path(root)
+    env = stage_env()
+    exe = shutil.which(spec.cmd[0], path=env["PATH"]) or spec.cmd[0]
+    t0 = time.perf_counter()
+    try:
+        proc = subprocess.run([exe, *spec.cmd[1:]], cwd=root, env=env, capture_output=True, text=True,
+                              timeout=timeout_s, check=False)  # the exit status is checked below
+    except subprocess.TimeoutExpired:
+        raise StageFailed(f"stage {spec.name}: `{' '.join(spec.cmd)}` ran past {timeout_s} s") from None
+    except FileNotFoundError:
+        raise StageFailed(f"stage {spec.name}: command not found: {spec.cmd[0]}") from None
+    seconds = time.perf_counter() - t0
+    tail = (proc.stdout + proc.stderr)[-4000:]
+    if proc.returncode != 0:
+        extra = ""
+        if spec.name == "quality":  # the data-quality gate: say which checks failed
+            report = root / "data" / "quality" / "report.md"
+            if report.is_file():
+                extra = "\n\n" + report.read_text()[-6000:]
+        raise StageFailed(f"stage {spec.name}: `{' '.join(spec.cmd)}` exited {proc.returncode}\n{tail}{extra}")
+    return StageResult(spec.name, spec.cmd, seconds, tail)
+
+
+def read_metrics_files(root: str | Path, files: list[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for f in files:
+        p = Path(root) / f
+        if p.is_file():
+            try:
+                out[p.stem] = json.loads(p.read_text())
+            except json.JSONDecodeError:
+                continue  # a stage's own file; the stage already succeeded, so do not fail the run
+    return out
+
+
+METRIC_ORDER = ("micro_auc", "macro_auc", "pixel_auroc", "rbdc", "tbdc", "yes_no_accuracy", "bleu4_target",
+                "bleu4_trajectory")
+
+
+def metrics_table(evaluation: dict[str, Any]) -> list[dict[str, Any]]:
+    """Model beside baseline, one row per metric, with the 95% intervals (validation and holdout)."""
+    rows = []
+    hold = evaluation.get("holdout") or {}
+    for m in METRIC_ORDER:
+        mod, base = (evaluation.get("model") or {}).get(m), (evaluation.get("baseline") or {}).get(m)
+        if mod is None and base is None:
+            continue
+        hm, hb = (hold.get("model") or {}).get(m) or {}, (hold.get("baseline") or {}).get(m) or {}
+        rows.append({"metric": m, "model": _r(mod, "value"), "model_low": _r(mod, "low"),
+                     "model_high": _r(mod, "high"), "baseline": _r(base, "value"),
+                     "holdout_model": _r(hm, "value"), "holdout_baseline": _r(hb, "value")})
+    return rows
+
+
+def _r(entry: dict | None, key: str) -> float | None:
+    v = (entry or {}).get(key)
+    return round(float(v), 4) if isinstance(v, (int, float)) else None
+
+
+def gate_candidate(root: str | Path, eval_json: str, policy_path: str, model_name: str
+                   ) -> tuple[dict[str, Any], GateReport]:
+    """Read the evaluation report and the policy, look up the champion, check every gate."""
+    from tvau.registry.models import champion_metrics
+
+    root = Path(root)
+    evaluation = read_eval(root / eval_json)
+    policy = load_policy(root / policy_path)
+    return evaluation, check_gates(evaluation, policy, champion_metrics(model_name))
+
+
+@dataclass
+class RetrainSummary:
+    """What one retrain run did; written to <out>/summary.json and read by the report page."""
+
+    flow_run_id: str | None = None
+    flow_run_url: str | None = None
+    mlflow_run_id: str | None = None
+    mlflow_run_url: str | None = None
+    tracking_uri: str | None = None
+    stages: list[dict[str, Any]] = field(default_factory=list)  # {name, cmd, seconds, status}
+    gates: dict[str, Any] | None = None
+    metrics_table: list[dict[str, Any]] = field(default_factory=list)
+    evaluation: dict[str, Any] | None = None
+    model_version: str | None = None
+    promoted: bool = False
+    champion_before: str | None = None
+    champion_after: str | None = None
+    status: str = "RUNNING"  # COMPLETED | FAILED
+    error: str | None = None
+    seconds: float | None = None
+
+    def write(self, path: str | Path) -> Path:
+        from tvau.storage import write_json
+
+        write_json(path, asdict(self))
+        return Path(path)

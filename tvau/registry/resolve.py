@@ -1,0 +1,67 @@
+"""`models:/...` or `runs:/...` URI -> a local trained-model directory (CONTRACT.md).
+
+T's `tvau.model.trained.load_trained(uri)` calls `download_model` for registry URIs; S's scoring
+loads its model through that. The registered artifact is a pyfunc model whose artifact
+`trained_model` is the trained-model directory (adapters.safetensors + model.json).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+
+def use_store(root: str | Path = ".") -> str:
+    """Point MLflow at the project's store (MLFLOW_TRACKING_URI > params.yaml registry.tracking_uri >
+    SQLite under .tvau/) unless the caller already did; returns the URI."""
+    import mlflow
+
+    from tvau.config import load_params
+
+    params = load_params(Path(root) / "params.yaml")
+    uri = params.registry.resolved_tracking_uri(root)
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    return uri
+
+
+def download_model(uri: str, dst: str | Path | None = None) -> Path:
+    """Download the model at `uri` (e.g. models:/tvau@champion, models:/tvau/3, runs:/<id>/model)
+    and return its trained-model directory. `dst`: where to download (default: a new temp dir)."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    from tvau.registry.pyfunc import (
+        ARTIFACT_KEY,
+        BACKBONE_KEY,
+        TrainedModelError,
+        read_model_json,
+        with_bundled_backbone,
+    )
+
+    if not (uri.startswith(("models:/", "runs:/"))):
+        raise ValueError(f"{uri}: expected a models:/ or runs:/ URI")
+    from mlflow.tracking._tracking_service.utils import is_tracking_uri_set
+
+    if not is_tracking_uri_set():  # nobody configured a store (API or MLFLOW_TRACKING_URI): ours
+        use_store()
+    if dst is not None:
+        Path(dst).mkdir(parents=True, exist_ok=True)
+    try:
+        local = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=None if dst is None else str(dst)))
+    except MlflowException as exc:
+        raise ValueError(f"{uri}: cannot download the model ({exc.message})") from None
+    mlmodel = local / "MLmodel"
+    if not mlmodel.is_file():
+        raise TrainedModelError(f"{uri}: not an MLflow model (no MLmodel file)")
+    spec = yaml.safe_load(mlmodel.read_text()) or {}
+    arts = ((spec.get("flavors") or {}).get("python_function") or {}).get("artifacts") or {}
+    entry = arts.get(ARTIFACT_KEY)
+    if not entry:
+        raise TrainedModelError(f"{uri}: not a tvau model (no '{ARTIFACT_KEY}' artifact)")
+    path = local / entry["path"]
+    meta = read_model_json(path)  # fails clearly if the download is incomplete
+    if BACKBONE_KEY in arts:  # the backbone travelled with the model: point model.json at it
+        return with_bundled_backbone(path, local / arts[BACKBONE_KEY]["path"], meta)
+    return path
