@@ -14,7 +14,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: demo test install bench clean-venv system-deps system-deps
+.PHONY: demo test install bench clean-venv system-deps
 
 install: $(STAMP)
 
