@@ -8,10 +8,10 @@ the client environment {AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_K
 from __future__ import annotations
 
 import os
-from pathlib import Path
 import socket
 import subprocess
 import sys
+from pathlib import Path
 
 import botocore.exceptions
 import pytest
@@ -69,7 +69,7 @@ def test_busy_port_is_a_clear_error():
         port = s.getsockname()[1]
         res = subprocess.run(
             [sys.executable, "-m", "tvau.cli", "s3-server", "--port", str(port)],
-            capture_output=True, text=True, timeout=60,
+            capture_output=True, text=True, timeout=60, check=False,
         )
     assert res.returncode == 1 and f"cannot listen on 127.0.0.1:{port}" in res.stderr
 
@@ -107,6 +107,6 @@ def test_explicit_credentials_are_enforced(tmp_path):
 def test_bad_bucket_name_is_a_clear_error(tmp_path):
     res = subprocess.run(
         [sys.executable, "-m", "tvau.cli", "s3-server", "--port", "0", "--data-dir", str(tmp_path),
-         "--bucket", "../up"], capture_output=True, text=True, timeout=60)
+         "--bucket", "../up"], capture_output=True, text=True, timeout=60, check=False)
     assert res.returncode == 2 and "not a valid bucket name" in res.stderr and "Traceback" not in res.stderr
     assert not Path(tmp_path.parent / "up").exists()

@@ -14,6 +14,7 @@ from tvau.metrics.cli import app as metrics_app
 from tvau.model.cli import app as model_app
 from tvau.quality.cli import app as quality_app
 from tvau.s3server import s3_server
+from tvau.score.cli import score
 from tvau.synth.cli import synth
 
 app = typer.Typer(
@@ -24,6 +25,7 @@ app = typer.Typer(
 )
 app.command("synth", help="Render a synthetic surveillance dataset in the UBnormal layout.")(synth)
 app.command("s3-server", help="Run an S3-compatible server on loopback (foreground).")(s3_server)
+app.command("score", help="Score the videos under an S3 prefix (the nightly flow, run once).")(score)
 app.add_typer(model_app, name="model", help="Inspect and run the T-VAU model.")
 app.add_typer(data_app, name="data", help="Read and inspect datasets (UBnormal, ShanghaiTech).")
 app.add_typer(metrics_app, name="metrics", help="Evaluation metrics (AUC, RBDC/TBDC, BLEU).")

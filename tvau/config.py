@@ -18,6 +18,7 @@ from tvau.data.config import ClipConfig
 from tvau.metrics.config import MetricsConfig
 from tvau.model.config import ModelConfig
 from tvau.quality.config import QualityConfig
+from tvau.score.config import ScoreConfig
 from tvau.synth.config import SynthConfig
 
 DEFAULT_PARAMS = Path("params.yaml")
@@ -42,6 +43,7 @@ class Params(Section):
     quality: QualityConfig = Field(default_factory=QualityConfig)
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)
     storage: StorageConfig = Field(default_factory=StorageConfig)
+    score: ScoreConfig = Field(default_factory=ScoreConfig)
 
 
 class ParamsError(ValueError):

@@ -95,7 +95,8 @@ def start_rclone(data_dir: Path, port: int, access_key: str | None, secret_key: 
     cmd = [rclone_binary(), "serve", "s3", "--addr", f"{HOST}:{port}", "--log-level", "NOTICE",
            "--no-modtime", str(data_dir)]
     proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True, env=env, preexec_fn=_die_with_parent)
+                            stderr=subprocess.PIPE, text=True, env=env,
+                            preexec_fn=_die_with_parent)  # noqa: PLW1509 - one prctl call, no locks
     found: list[str] = []
     lines: list[str] = []
     ready = threading.Event()
@@ -222,7 +223,7 @@ def running_s3_server(
     if credentials:
         env["TVAU_S3_ACCESS_KEY"], env["TVAU_S3_SECRET_KEY"] = credentials
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env,
-                            preexec_fn=_die_with_parent)
+                            preexec_fn=_die_with_parent)  # noqa: PLW1509 - one prctl call, no locks
     endpoint: str | None = None
 
     def _read_endpoint():
