@@ -6,7 +6,8 @@ Two layers of retries, because they cover different failures:
 - a dropped connection in the middle of a streamed body surfaces only while we read it, after
   botocore returned: `stream_to_file` resumes from the last byte received with a Range request,
   with exponential back-off and jitter, and checks the ETag did not change meanwhile.
-A request that still fails raises S3Error naming the key; the caller reports the video.
+Error answers that survive botocore's retries are final (not retried again: that would multiply
+the waits). A request that still fails raises S3Error naming the key; the caller reports the video.
 """
 
 from __future__ import annotations
@@ -65,8 +66,11 @@ def make_client(cfg: ScoreConfig | None = None):
                         region_name=os.environ.get("AWS_DEFAULT_REGION", "us-east-1"))
 
 
-def _retrying(what: str, fn: Callable[[], Any], cfg: ScoreConfig, retry_on: tuple = ()) -> Any:
-    """Call fn with our own back-off for errors botocore does not retry (or gave up on)."""
+def _retrying(what: str, fn: Callable[[], Any], cfg: ScoreConfig) -> Any:
+    """Call fn, retrying with back-off what botocore cannot: a body that breaks while we read it.
+
+    An error answer (ClientError) has already been through botocore's own retries (throttling
+    and 5xx included), so it is final here: retrying it again would multiply the waits."""
     from botocore.exceptions import BotoCoreError, ClientError
     from urllib3.exceptions import HTTPError as Urllib3Error
 
@@ -75,12 +79,10 @@ def _retrying(what: str, fn: Callable[[], Any], cfg: ScoreConfig, retry_on: tupl
         try:
             return fn()
         except ClientError as exc:
-            code = exc.response.get("Error", {}).get("Code", "")
-            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
-            transient = status >= 500 or code in ("SlowDown", "Throttling", "RequestTimeout", "InternalError")
-            if not transient or attempt == cfg.max_attempts:
-                raise S3Error(f"{what}: {code or status}: {exc}") from exc
-        except (BotoCoreError, OSError, Urllib3Error, *retry_on) as exc:
+            err = exc.response.get("Error", {})
+            raise S3Error(f"{what}: {err.get('Code') or exc.response.get('ResponseMetadata', {}).get('HTTPStatusCode')}"
+                          f": {err.get('Message', exc)}") from exc
+        except (BotoCoreError, OSError, Urllib3Error) as exc:
             if attempt == cfg.max_attempts:
                 raise S3Error(f"{what}: {type(exc).__name__}: {exc}") from exc
         time.sleep(delay * (0.5 + random.random()))
@@ -152,9 +154,8 @@ def stream_to_file(client, ref: ObjectRef, dst: Path, cfg: ScoreConfig) -> str:
                 status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
                 if code == "PreconditionFailed" or status == 412:
                     raise S3Error(f"{ref.uri}: the object changed while it was read (ETag differs)") from exc
-                failures += 1
-                if not (status >= 500 or code in ("SlowDown", "Throttling")) or failures >= cfg.max_attempts:
-                    raise S3Error(f"{ref.uri}: download failed at byte {got}: {code or status}") from exc
+                # An error answer already went through botocore's retries: final.
+                raise S3Error(f"{ref.uri}: download failed at byte {got}: {code or status}") from exc
             except (BotoCoreError, OSError, Urllib3Error) as exc:
                 failures += 1
                 if failures >= cfg.max_attempts:
