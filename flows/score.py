@@ -42,7 +42,7 @@ def list_inputs(input_prefix: str, cfg: ScoreConfig) -> list:
 
 
 @task(cache_policy=NO_CACHE)
-def score_videos(refs: list, input_prefix: str, output_prefix: str, model_uri: str, cfg: ScoreConfig,
+def score_videos(refs: list, output_prefix: str, model_uri: str, cfg: ScoreConfig,
                  loader: Callable | None = None) -> list[dict]:
     """One batch of videos; failures inside are per-video results, not task failures."""
     from prefect.concurrency.sync import concurrency
@@ -52,7 +52,7 @@ def score_videos(refs: list, input_prefix: str, output_prefix: str, model_uri: s
 
     params = load_params(Path("params.yaml")) if Path("params.yaml").exists() else None
     with concurrency(MODEL_LIMIT, occupy=1, strict=False):
-        results = score_batch(refs, input_prefix, output_prefix, model_uri, cfg, params=params, loader=loader)
+        results = score_batch(refs, output_prefix, model_uri, cfg, params=params, loader=loader)
     return [result_dict(r) for r in results]
 
 
@@ -133,17 +133,13 @@ def score_night(input_prefix: str, output_prefix: str, model_uri: str | None = N
     groups = list(batches(refs, cfg.videos_per_batch))
     log.info("%d videos under %s in %d batches (concurrency %d)", len(refs), input_prefix, len(groups), concurrency)
     with _gpu_annotation(params_path):
-        futures = [score_videos.submit(g, input_prefix, output_prefix, cfg.model_uri, cfg, loader) for g in groups]
+        futures = [score_videos.submit(g, output_prefix, cfg.model_uri, cfg, loader) for g in groups]
     results: list[dict] = []
     for fut, group in zip(futures, groups, strict=True):
         try:
             results += fut.result()
         except Exception as exc:  # noqa: BLE001 - a crashed batch is reported per video, never lost
-            from tvau.score.keys import relative_key
-            from tvau.storage import split_s3
-
-            prefix = split_s3(input_prefix)[1]
-            results += [{"key": relative_key(r.key, prefix), "status": "failed", "output": None,
+            results += [{"key": r.key, "status": "failed", "output": None,
                          "reason": f"batch failed: {type(exc).__name__}: {exc}", "max_score": None, "clips": 0,
                          "escalated": 0, "frames": 0, "timings": {}, "writes": 0} for r in group]
     summary = summarise(results, output_prefix, run_date, cfg, report_dir)

@@ -75,15 +75,15 @@ def night_run(s3, night, model_dir, tmp_path_factory, loader, make_bad_videos):
 
 def test_every_video_is_scored_or_quarantined_with_its_reason(night_run, night):
     res = {r.key: r for r in night_run["results"]}
-    good = [f"{v.parent.name}/{v.name}" for v in night] + [AWKWARD]
+    good = [f"n1/{v.parent.name}/{v.name}" for v in night] + [f"n1/{AWKWARD}"]
     assert sorted(r for r in res if res[r].status == "scored") == sorted(good)
-    expected = {f"bad/{k}": reason for k, (_, reason) in night_run["bad"].items()}
+    expected = {f"n1/bad/{k}": reason for k, (_, reason) in night_run["bad"].items()}
     assert {k: r.reason for k, r in res.items() if r.status == "quarantined"} == expected
-    assert "notes.txt" not in res and not any(".." in k for k in res)
+    assert "n1/notes.txt" not in res and not any(".." in k for k in res)
     client = night_run["client"]
     for key, reason in expected.items():
         rec = json.loads(_get(client, f"n1/quarantine/{key}.json"))
-        assert rec["reason"] == reason and rec["input"]["key"] == f"n1/{key}"
+        assert rec["reason"] == reason and rec["input"]["key"] == key
         assert not _objects(client, "results", f"n1/{key}/")  # no outputs for a rejected video
 
 
@@ -125,7 +125,7 @@ def test_outputs_are_consistent_with_their_manifests(night_run, model_dir):
 def test_awkward_keys_stay_under_the_output_prefix(night_run):
     keys = set(_objects(night_run["client"], "results", ""))
     assert all(k.startswith("n1/") and ".." not in k.split("/") for k in keys)
-    assert "n1/cam%201/%C3%BCn%C3%AFc%C3%B8d%C3%A9%2B%2520%26.mp4/manifest.json" in keys
+    assert "n1/n1/cam%201/%C3%BCn%C3%AFc%C3%B8d%C3%A9%2B%2520%26.mp4/manifest.json" in keys
 
 
 def test_a_rerun_writes_nothing(night_run, model_dir, loader):
@@ -168,10 +168,11 @@ def test_a_crash_then_a_rerun_gives_exactly_the_full_set(s3_vars, night, model_d
     rerun = score_prefix("s3://footage/n2/", "s3://results/n2", str(model_dir), FAST, loader=loader,
                          client=client)
     assert sorted((r.key, r.status) for r in rerun) == sorted(
-        [(names[0], "skipped")] + [(n, "scored") for n in names[1:]])
+        [(f"n2/{names[0]}", "skipped")] + [(f"n2/{n}", "scored") for n in names[1:]])
     full = _objects(client, "results", "n2/")
-    assert set(full) == {f"n2/{n}/{o}" for n in names for o in (*OUTPUTS, "manifest.json")}
-    assert full[f"n2/{names[0]}/manifest.json"] == partial[f"n2/{names[0]}/manifest.json"]  # untouched
+    assert set(full) == {f"n2/n2/{n}/{o}" for n in names for o in (*OUTPUTS, "manifest.json")}
+    first = f"n2/n2/{names[0]}/manifest.json"
+    assert full[first] == partial[first]  # untouched
 
 
 def test_s3_faults_are_retried_and_a_video_that_keeps_failing_is_reported(s3, night, model_dir, monkeypatch, loader,
@@ -205,13 +206,14 @@ def test_s3_faults_are_retried_and_a_video_that_keeps_failing_is_reported(s3, ni
                                               loader=loader, client=faulty)}
     kinds = {f for f, _, _ in proxy.faults}
     assert kinds == {"503", "drop", "cut"}
-    assert res[names[0]].status == res[names[1]].status == "scored"
-    assert res[hopeless].status == "failed" and ("SlowDown" in res[hopeless].reason or "503" in res[hopeless].reason)
+    assert res[f"n3/{names[0]}"].status == res[f"n3/{names[1]}"].status == "scored"
+    failed = res[f"n3/{hopeless}"]
+    assert failed.status == "failed" and ("SlowDown" in failed.reason or "503" in failed.reason)
     for n in names[:2]:  # what got through the faults is whole and matches its manifest
-        m = json.loads(_get(client, f"n3/{n}/manifest.json"))
+        m = json.loads(_get(client, f"n3/n3/{n}/manifest.json"))
         for o in m["outputs"].values():
             assert hashlib.sha256(_get(client, o["uri"].removeprefix("s3://results/"))).hexdigest() == o["sha256"]
-    assert not _objects(client, "results", f"n3/{hopeless}/")  # the failed video left nothing
+    assert not _objects(client, "results", f"n3/n3/{hopeless}/")  # the failed video left nothing
 
 
 def test_cascade_escalates_exactly_the_clips_at_or_above_the_level(s3_vars, night, model_dir, loader):

@@ -38,6 +38,22 @@ def params_file(tmp_path, model_dir):
     return tmp_path / "params.yaml"
 
 
+def _renders_in_chromium(page, images: int) -> None:
+    """Open the page in Debian's headless chromium and count the pictures that decoded."""
+    import re
+    import shutil
+    import subprocess
+
+    exe = shutil.which("chromium") or "/usr/bin/chromium"
+    res = subprocess.run([exe, "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=5000",
+                          "--dump-dom", page.resolve().as_uri()], capture_output=True, text=True, timeout=120,
+                         check=False)
+    assert res.returncode == 0, res.stderr[-2000:]
+    m = re.search(r'<body data-images="(\d+)"', res.stdout)
+    assert m and int(m.group(1)) == images, res.stdout[:500]
+    assert "Nightly scoring" in res.stdout
+
+
 def _upload(client, night, prefix):
     client.put_object(Bucket="footage", Key=f"{prefix}/broken.mp4", Body=b"\x00\x00\x00\x18ftypisom" + b"\x00" * 40)
     for v in night:
@@ -63,6 +79,7 @@ def test_flow_scores_a_night_and_publishes_the_summary(prefect_api, s3_vars, nig
     page = client.get_object(Bucket="results", Key="f1/summary/2026-11-25/report.html")["Body"].read().decode()
     assert page.count("data:image/png;base64,") == 3 and all(v.name in page for v in night)
     assert (tmp_path / "report" / "report.html").read_text() == page
+    _renders_in_chromium(tmp_path / "report" / "report.html", images=3)
     with get_client(sync_client=True) as pc:
         art = pc.read_latest_artifacts()
     mine = [a for a in art if a.key == "score-night-2026-11-25"]
@@ -110,4 +127,4 @@ def test_flow_fans_batches_out_over_a_dask_cluster(prefect_api, s3_vars, night, 
               dask_workers=2, loader=loader)
     assert out["counts"] == {"scored": 3, "skipped": 0, "quarantined": 1, "failed": 0}
     keys = {o["Key"] for o in client.list_objects_v2(Bucket="results", Prefix="d1/")["Contents"]}
-    assert {f"d1/{v.name}/manifest.json" for v in night} <= keys
+    assert {f"d1/d1/{v.name}/manifest.json" for v in night} <= keys

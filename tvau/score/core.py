@@ -2,10 +2,10 @@
 
     refs = list_videos(client, "s3://footage/2026-11-25/", cfg)        # paginated
     for batch in batches(refs, cfg.videos_per_batch):                   # one task per batch
-        results = score_batch(batch, input_prefix, output_prefix, model_uri, cfg)
+        results = score_batch(batch, output_prefix, model_uri, cfg)
     write_summary(...)                                                  # Parquet + HTML ranking
 
-Per video, under `<output>/<safe video key>/`: heatmap.npz (patch resolution, float16),
+Per video, under `<output>/<safe input key>/` (the whole key, so nights never collide): heatmap.npz (patch resolution, float16),
 frames.parquet (per-frame scores), regions.parquet (scored region detections), trajectory.png,
 overlay.mp4, dialogue.json and, LAST, manifest.json (input key, size, ETag, sha256; model name,
 version, run id, digest; parameter hash; code version; timings; sha256 of every output). A video
@@ -48,7 +48,6 @@ from tvau.score.s3io import (
     put_bytes,
     stream_to_file,
 )
-from tvau.storage import split_s3
 
 MANIFEST_FORMAT = "tvau-score/1"
 QUARANTINE_FORMAT = "tvau-quarantine/1"
@@ -57,7 +56,7 @@ OUTPUTS = ("heatmap.npz", "frames.parquet", "regions.parquet", "trajectory.png",
 
 @dataclass
 class VideoResult:
-    key: str  # input key relative to the input prefix
+    key: str  # the input key
     status: str  # scored | skipped | quarantined | failed
     output: str | None = None  # manifest or quarantine record URI
     reason: str | None = None  # quarantine reason or failure message
@@ -123,7 +122,7 @@ def batches(items: Iterable, size: int) -> Iterator[list]:
 
 
 def _input_record(ref: ObjectRef, rel: str, sha256: str | None) -> dict:
-    return {"uri": ref.uri, "key": ref.key, "relative_key": rel, "size": ref.size, "etag": ref.etag,
+    return {"uri": ref.uri, "bucket": ref.bucket, "key": ref.key, "size": ref.size, "etag": ref.etag,
             "sha256": sha256}
 
 
@@ -221,7 +220,6 @@ def _trajectory_image(background: np.ndarray | None, src_size: tuple[int, int], 
 
 def score_video(
     ref: ObjectRef,
-    input_prefix: str,
     output_prefix: str,
     loaded: LoadedModel,
     cfg: ScoreConfig,
@@ -231,7 +229,9 @@ def score_video(
 ) -> VideoResult:
     """Score one video (or skip / quarantine it). Raises S3Error when S3 keeps failing."""
     t_start = time.perf_counter()
-    rel = keys.relative_key(ref.key, split_s3(input_prefix)[1])
+    # Outputs are named after the whole input key (not the part below the listed prefix), so the
+    # nights of different dates never share an output folder.
+    rel = ref.key
     out_prefix = keys.video_output_prefix(output_prefix, rel)
     manifest_uri = f"{out_prefix}/manifest.json"
     quarantine_uri = keys.quarantine_key(output_prefix, rel)
@@ -440,7 +440,6 @@ def _analyse(path: Path, meta, loaded: LoadedModel, cfg: ScoreConfig, timings: d
 
 def score_batch(
     refs: Sequence[ObjectRef],
-    input_prefix: str,
     output_prefix: str,
     model_uri: str,
     cfg: ScoreConfig,
@@ -457,13 +456,13 @@ def score_batch(
     with tempfile.TemporaryDirectory(prefix="tvau-score-", dir=work_dir) as tmp:
         for ref in refs:
             try:
-                results.append(score_video(ref, input_prefix, output_prefix, loaded, cfg, client, Path(tmp)))
+                results.append(score_video(ref, output_prefix, loaded, cfg, client, Path(tmp)))
             except S3Error as exc:
-                results.append(VideoResult(keys.relative_key(ref.key, split_s3(input_prefix)[1]), "failed",
+                results.append(VideoResult(ref.key, "failed",
                                            reason=str(exc)))
             except Exception as exc:  # noqa: BLE001 - one broken video must not stop the night
                 tb = traceback.format_exception_only(type(exc), exc)[-1].strip()
-                results.append(VideoResult(keys.relative_key(ref.key, split_s3(input_prefix)[1]), "failed",
+                results.append(VideoResult(ref.key, "failed",
                                            reason=tb))
     return results
 
@@ -478,7 +477,7 @@ def score_prefix(input_prefix: str, output_prefix: str, model_uri: str, cfg: Sco
     client = client or make_client(cfg)
     out: list[VideoResult] = []
     for batch in batches(list_videos(client, input_prefix, cfg), cfg.videos_per_batch):
-        out += score_batch(batch, input_prefix, output_prefix, model_uri, cfg, params, loader, client)
+        out += score_batch(batch, output_prefix, model_uri, cfg, params, loader, client)
     return out
 
 

@@ -35,18 +35,6 @@ def safe_relative(key: str) -> str:
     return "/".join(_segment(s) for s in key.split("/"))
 
 
-def relative_key(key: str, input_prefix: str) -> str:
-    """`key` relative to the listing prefix (the part users recognise as the video's name)."""
-    if not key.startswith(input_prefix):
-        raise ValueError(f"{key!r} is not under {input_prefix!r}")
-    rel = key[len(input_prefix):]
-    # Only the separator between the prefix and the name goes; further slashes are part of the
-    # key (stripping them would make "night//a.mp4" collide with "night/a.mp4").
-    if input_prefix and not input_prefix.endswith("/") and rel.startswith("/"):
-        rel = rel[1:]
-    return rel
-
-
 def join_prefix(prefix: str, *parts: str) -> str:
     """Join an output prefix (no trailing slash needed) and already-safe parts."""
     base = prefix.rstrip("/")

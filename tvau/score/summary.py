@@ -114,6 +114,9 @@ def _html(client, rows: list[dict], output_prefix: str, run_date: str, cfg: Scor
             parts.append(f"<tr class='{cls}'><td>{esc(r['video'])}</td><td>{esc(r['status'])}</td>"
                          f"<td>{esc(r['reason'])}</td></tr>")
         parts.append("</table>")
+    # Lets a headless browser report how many pictures really decoded (the render check's hook).
+    parts.append("<script>window.addEventListener('load',()=>{document.body.dataset.images="
+                 "[...document.images].filter(i=>i.complete&&i.naturalWidth>0).length;});</script>")
     parts.append(f"<script type='application/json' id='summary'>{esc(json.dumps({'run_date': run_date}))}"
                  "</script></body></html>")
     return "\n".join(parts)
