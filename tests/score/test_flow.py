@@ -128,3 +128,18 @@ def test_flow_fans_batches_out_over_a_dask_cluster(prefect_api, s3_vars, night, 
     assert out["counts"] == {"scored": 3, "skipped": 0, "quarantined": 1, "failed": 0}
     keys = {o["Key"] for o in client.list_objects_v2(Bucket="results", Prefix="d1/")["Contents"]}
     assert {f"d1/d1/{v.name}/manifest.json" for v in night} <= keys
+
+
+def test_nightly_deployment_with_a_cron_schedule_and_a_model_slot_limit(prefect_api):
+    from prefect.client.orchestration import get_client
+
+    from flows.score import DEFAULT_CRON, MODEL_LIMIT, deploy
+
+    dep_id = deploy("s3://footage/{date}/", "s3://results/nightly", model_slots=2)
+    deploy("s3://footage/{date}/", "s3://results/nightly", model_slots=2)  # idempotent
+    with get_client(sync_client=True) as pc:
+        dep = pc.read_deployment(dep_id)
+        limit = pc.read_global_concurrency_limit_by_name(MODEL_LIMIT)
+    assert [s.schedule.cron for s in dep.schedules] == [DEFAULT_CRON]
+    assert dep.parameters["input_prefix"] == "s3://footage/{date}/"
+    assert limit.limit == 2

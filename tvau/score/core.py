@@ -42,7 +42,6 @@ from tvau.score.s3io import (
     S3Error,
     delete_object,
     get_json,
-    head_object,
     list_objects,
     make_client,
     put_bytes,
@@ -481,5 +480,12 @@ def score_prefix(input_prefix: str, output_prefix: str, model_uri: str, cfg: Sco
     return out
 
 
-def head_exists(client, uri: str, cfg: ScoreConfig) -> bool:
-    return head_object(client, uri, cfg) is not None
+
+def read_manifest(uri: str, client=None, cfg: ScoreConfig | None = None) -> dict:
+    """A scored video's manifest (for `tvau lineage s3://.../manifest.json`: output -> model
+    version -> run -> data -> footage). Raises ValueError when it is missing or not a manifest."""
+    cfg = cfg or ScoreConfig()
+    m = get_json(client or make_client(cfg), uri, cfg)
+    if m is None or m.get("format") != MANIFEST_FORMAT:
+        raise ValueError(f"{uri}: not a scoring manifest ({MANIFEST_FORMAT})")
+    return m

@@ -49,7 +49,7 @@ def _server(data_dir: Path):
 
 
 def score_night(model_uri: str, out_dir: str | Path = Path("outputs/demo/score"), seed: int = 2026,
-                videos: int = 4, frames: int = 96, size: int = 128, run_date: str | None = None,
+                videos: int = 3, frames: int = 48, size: int = 128, run_date: str | None = None,
                 input_prefix: str = "s3://footage/{date}/", output_prefix: str = "s3://results/nightly",
                 params_path: str = "params.yaml", s3_data_dir: str | Path = Path(".tvau") / "s3",
                 loader=None) -> dict:

@@ -22,7 +22,8 @@ from tvau.score.s3io import get_bytes, get_json, put_bytes
 from tvau.storage import atomic_path
 
 STYLE = ("<style>body{font-family:sans-serif;max-width:1150px;margin:2em auto}table{border-collapse:collapse}"
-         "td,th{border:1px solid #ccc;padding:3px 8px;text-align:left;vertical-align:top}"
+         "td,th{border:1px solid #ccc;padding:3px 8px;text-align:left;vertical-align:top;overflow-wrap:anywhere}"
+         "td.x{max-width:420px}"
          "img{max-width:256px}.q{color:#a60}.f{color:#c00}</style></head><body>")
 MAX_PICTURES = 50  # the page shows images for the top videos only; the table lists all
 
@@ -104,7 +105,7 @@ def _html(client, rows: list[dict], output_prefix: str, run_date: str, cfg: Scor
         parts.append(
             f"<tr><td>{i}</td><td>{esc(r['video'])}<br><small>{esc(r['record'])}</small></td>"
             f"<td>{r['max_score']:.3f}</td><td>{r['escalated_clips']} / {r['clips']}</td><td>{img}</td>"
-            f"<td>{esc(r['explanation'] or '(not escalated)')}</td></tr>")
+            f"<td class='x'>{esc((r['explanation'] or '(not escalated)')[:600])}</td></tr>")
     parts.append("</table>")
     bad = [r for r in rows if r["status"] != "scored"]
     if bad:
