@@ -44,11 +44,14 @@ def run() -> list[Row]:
         Row("cascade: recall through the cascade", 100 * f["recall_cascade"], "%", "", None, note),
         Row("cascade: recall drop", f["recall_drop_points"], "points", "<= 2", f["recall_drop_points"] <= 2
             if trained else None, note),
+        Row("cascade: anomalous clips escalated", 100 * f["anomalous_escalated"], "%", "", None,
+            "the heatmap stage's own recall (the ceiling of the cascade's)"),
         Row("cascade: LM compute saved", 100 * f["compute_saved"], "%", "", None,
             f"{f['escalated']} of {f['clips']} clips escalated"),
     ]
     for level in (0.3, 0.5, 0.7, 0.9, 0.95, 0.99):
         s = cascade_figures(rows, level)
         out.append(Row(f"cascade sweep: level {level} recall drop", s["recall_drop_points"], "points", "", None,
-                       f"saves {100 * s['compute_saved']:.0f}% of LM time, {s['escalated']}/{s['clips']} escalated"))
+                       f"saves {100 * s['compute_saved']:.0f}% of LM time, {s['escalated']}/{s['clips']} escalated, "
+                       f"{100 * s['anomalous_escalated']:.0f}% of anomalous clips escalated"))
     return out

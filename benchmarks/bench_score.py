@@ -145,14 +145,23 @@ def _memory(model_uri: str, loader, tmp: Path) -> list[Row]:
             out[f.name] = json.loads(res.stdout.strip().splitlines()[-1])
     s, lg = out["short.mp4"], out["long.mp4"]
     ratio = lg["peak_mb"] / s["peak_mb"]
-    note = "peak RSS of the scoring process (model included), 64px 24 fps, sampled 12 fps"
+    note = "peak RSS while scoring (model resident, load peak excluded), 64px 24 fps, sampled 12 fps"
     return [
-        Row("score: peak memory, 10 s video", s["peak_mb"], "MB", "", None, f"{s['frames']} analysed frames"),
-        Row("score: peak memory, 10 min video", lg["peak_mb"], "MB", "", None, f"{lg['frames']} analysed frames"),
+        Row("score: peak memory, 10 s video", s["peak_mb"], "MB", "", None,
+            f"{s['frames']} analysed frames; process peak incl. load {s['process_peak_mb']:.0f} MB"),
+        Row("score: peak memory, 10 min video", lg["peak_mb"], "MB", "", None,
+            f"{lg['frames']} analysed frames; process peak incl. load {lg['process_peak_mb']:.0f} MB"),
         Row("score: peak memory ratio 10 min / 10 s", ratio, "x", "< 1.5", ratio < 1.5, note),
-        Row("score: growth above the loaded model, 10 min", lg["peak_mb"] - lg["loaded_mb"], "MB", "", None,
-            f"10 s: {s['peak_mb'] - s['loaded_mb']:.1f} MB"),
+        Row("score: peak above the loaded model, 10 min", lg["peak_mb"] - lg["loaded_mb"], "MB", "", None,
+            f"10 s: {s['peak_mb'] - s['loaded_mb']:.1f} MB (RSS after loading: {lg['loaded_mb']:.0f} MB)"),
     ]
+
+
+def _status_mb(field: str) -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024  # kB
+    raise KeyError(field)
 
 
 def _child(key: str, model_uri: str, use_fallback: str) -> None:
@@ -166,13 +175,17 @@ def _child(key: str, model_uri: str, use_fallback: str) -> None:
     loader = _fallback_loader if use_fallback == "1" else None
     cfg = ScoreConfig(escalate_level=1.0)
     get_model(model_uri, None, loader)
-    loaded_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    loaded_mb = _status_mb("VmRSS")
+    # Loading the weights peaks above the steady state; reset the high-water mark (Linux >= 4.0:
+    # "5" to clear_refs resets VmHWM) so the scoring's own peak is what is measured.
+    Path("/proc/self/clear_refs").write_text("5")
     client = make_client(cfg)
     refs = [r for r in list_videos(client, "s3://footage/mem/", cfg) if r.key == key]
     res = score_batch(refs, "s3://results/mem", model_uri, cfg, loader=loader, client=client)
     assert res[0].status == "scored", res
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"peak_mb": peak, "loaded_mb": loaded_mb, "frames": res[0].frames}))
+    peak = _status_mb("VmHWM")
+    print(json.dumps({"peak_mb": peak, "loaded_mb": loaded_mb, "frames": res[0].frames,
+                      "process_peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 
 
 def run() -> list[Row]:

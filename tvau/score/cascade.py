@@ -67,7 +67,9 @@ def cascade_figures(rows: Sequence[dict], level: float) -> dict:
     recall_all = sum(r["answer_yes"] for r in anom) / n_anom if n_anom else float("nan")
     recall_cascade = (sum(r["answer_yes"] and r["heat_max"] >= level for r in anom) / n_anom) if n_anom \
         else float("nan")
+    heat_recall = sum(r["heat_max"] >= level for r in anom) / n_anom if n_anom else float("nan")
     return {"level": level, "clips": len(rows), "anomalous_clips": n_anom, "escalated": int(sum(esc)),
+            "anomalous_escalated": heat_recall,
             "recall_everywhere": recall_all, "recall_cascade": recall_cascade,
             "recall_drop_points": 100 * (recall_all - recall_cascade),
             "compute_saved": 1 - lm_esc / lm_all if lm_all else 0.0,
