@@ -1,4 +1,5 @@
-"""`tvau s3-server`: a real S3-compatible HTTP server on loopback, started as a subprocess.
+"""`tvau s3-server`: a real S3-compatible HTTP server (rclone serve s3) on loopback, started as a
+subprocess: objects survive a restart, explicit credentials are enforced, `..` keys are refused.
 
 The `s3_env` fixture is the one batch scoring reuses (see tests/conftest.py or copy it): it yields
 the client environment {AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, ...}.
@@ -10,7 +11,9 @@ import os
 import socket
 import subprocess
 import sys
+from pathlib import Path
 
+import botocore.exceptions
 import pytest
 
 from tvau.s3server import running_s3_server
@@ -48,7 +51,10 @@ def test_put_and_get_with_checksums_through_the_standard_variables(s3_vars, tmp_
     src.write_bytes(os.urandom(200_000))
     digest = put_file(src, "s3://tvau-extra/a/blob.bin")
     head = client.head_object(Bucket="tvau-extra", Key="a/blob.bin")
-    assert head["ContentLength"] == 200_000 and head["Metadata"]["sha256"] == digest
+    # rclone answers with Go-canonical header names (x-amz-meta-sha256 -> "Sha256"), and keeps user
+    # metadata in memory only: nothing may rely on it durably (scoring hashes the bytes itself).
+    meta = {k.lower(): v for k, v in head["Metadata"].items()}
+    assert head["ContentLength"] == 200_000 and meta["sha256"] == digest
     dst = get_file("s3://tvau-extra/a/blob.bin", tmp_path / "out" / "blob.bin", expect_sha256=digest)
     assert dst.read_bytes() == src.read_bytes()
     with pytest.raises(ValueError, match="checksum mismatch"):
@@ -66,3 +72,41 @@ def test_busy_port_is_a_clear_error():
             capture_output=True, text=True, timeout=60, check=False,
         )
     assert res.returncode == 1 and f"cannot listen on 127.0.0.1:{port}" in res.stderr
+
+
+def _client(env):
+    import boto3
+
+    return boto3.client("s3", endpoint_url=env["AWS_ENDPOINT_URL"], aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+                        aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"], region_name="us-east-1")
+
+
+def test_objects_are_files_that_survive_a_restart(tmp_path):
+    data = tmp_path / "s3data"
+    with running_s3_server(buckets=("footage",), data_dir=data) as env:
+        c = _client(env)
+        c.put_object(Bucket="footage", Key="2026-11-25/cam 1/a+b%.mp4", Body=b"video bytes")
+        with pytest.raises(botocore.exceptions.ClientError):  # `..` never reaches the filesystem
+            c.put_object(Bucket="footage", Key="x/../../escape.bin", Body=b"no")
+    assert (data / "footage" / "2026-11-25" / "cam 1" / "a+b%.mp4").read_bytes() == b"video bytes"
+    assert not any(p.name == "escape.bin" for p in tmp_path.rglob("*"))
+    with running_s3_server(data_dir=data) as env:  # a new server process, the same directory
+        body = _client(env).get_object(Bucket="footage", Key="2026-11-25/cam 1/a+b%.mp4")["Body"].read()
+    assert body == b"video bytes"
+
+
+def test_explicit_credentials_are_enforced(tmp_path):
+    with running_s3_server(buckets=("tvau",), data_dir=tmp_path / "d", credentials=("scorer", "s3cr3t-key")) as env:
+        assert env["AWS_ACCESS_KEY_ID"] == "scorer"
+        assert [b["Name"] for b in _client(env).list_buckets()["Buckets"]] == ["tvau"]
+        wrong = {**env, "AWS_SECRET_ACCESS_KEY": "not-the-key"}
+        with pytest.raises(botocore.exceptions.ClientError):
+            _client(wrong).list_buckets()
+
+
+def test_bad_bucket_name_is_a_clear_error(tmp_path):
+    res = subprocess.run(
+        [sys.executable, "-m", "tvau.cli", "s3-server", "--port", "0", "--data-dir", str(tmp_path),
+         "--bucket", "../up"], capture_output=True, text=True, timeout=60, check=False)
+    assert res.returncode == 2 and "not a valid bucket name" in res.stderr and "Traceback" not in res.stderr
+    assert not Path(tmp_path.parent / "up").exists()

@@ -18,6 +18,7 @@ from tvau.quality.cli import app as quality_app
 from tvau.registry.cli import app as registry_app
 from tvau.s3server import s3_server
 from tvau.stack.cli import app as stack_app
+from tvau.score.cli import score
 from tvau.synth.cli import synth
 from tvau.train.cli import app as train_app
 
@@ -32,6 +33,7 @@ app.command("evaluate", help="Evaluate a trained model beside the baseline, with
 app.command("pretrain-backbone", help="Pretrain the embedded backbone's vision tower on its own synthetic world (opt-in).")(
     pretrain_backbone_cmd)
 app.command("s3-server", help="Run an S3-compatible server on loopback (foreground).")(s3_server)
+app.command("score", help="Score the videos under an S3 prefix (the nightly flow, run once).")(score)
 app.add_typer(model_app, name="model", help="Inspect and run the T-VAU model.")
 app.add_typer(data_app, name="data", help="Read and inspect datasets (UBnormal, ShanghaiTech).")
 app.add_typer(metrics_app, name="metrics", help="Evaluation metrics (AUC, RBDC/TBDC, BLEU).")

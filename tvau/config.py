@@ -22,6 +22,7 @@ from tvau.pretrain.config import PretrainConfig
 from tvau.quality.config import QualityConfig
 from tvau.registry.config import RegistryConfig
 from tvau.stack.config import StackConfig
+from tvau.score.config import ScoreConfig
 from tvau.synth.config import SynthConfig
 from tvau.train.config import TrainConfig
 
@@ -52,6 +53,7 @@ class Params(Section):
     train: TrainConfig = Field(default_factory=TrainConfig)
     evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
     registry: RegistryConfig = Field(default_factory=RegistryConfig)
+    score: ScoreConfig = Field(default_factory=ScoreConfig)
 
 
 class ParamsError(ValueError):

@@ -1,0 +1,61 @@
+"""Nightly scoring parameters (params.yaml: score). Used by tvau/score and flows/score.py.
+
+The analysis rate (sampled fps, clip length, stride) and the cascade level are the cost controls:
+halving the sampled fps halves the vision-tower work, and only clips whose heatmap reaches
+`escalate_level` are handed to the language model.
+"""
+
+from __future__ import annotations
+
+from pydantic import Field, model_validator
+
+from tvau.configbase import Section
+
+DEFAULT_QUESTIONS = (
+    "Is there any anomaly in the video?",
+    "What is the anomaly?",
+    "Where is the anomaly?",
+    "What is its motion state?",
+)
+
+
+class ScoreConfig(Section):
+    # Registry URI (resolved by tvau.registry) or a local trained-model directory.
+    model_uri: str = "models:/tvau@champion"
+    # --- analysis rate ---
+    sample_fps: float = Field(12.0, gt=0)  # frames per second analysed (never more than the video has)
+    clip_frames: int = Field(24, ge=2)  # sampled frames per clip fed to the vision tower
+    stride: int = Field(24, ge=1)  # sampled frames between clip starts (<= clip_frames: every frame is seen)
+    # --- cascade ---
+    # A clip goes to the language model only when its heatmap maximum reaches this level.
+    escalate_level: float = Field(0.5, ge=0, le=1)
+    questions: tuple[str, ...] = DEFAULT_QUESTIONS  # asked in order, as one multi-turn dialogue
+    max_new_tokens: int = Field(48, ge=1)
+    clips_per_call: int = Field(4, ge=1)  # clips handed to the model together (batched entry points)
+    # --- outputs ---
+    region_levels: tuple[float, ...] = (0.5, 0.7, 0.9)  # heatmap levels of the scored regions
+    min_region_area: int = Field(16, ge=1)  # in source-frame pixels
+    max_regions_per_frame: int = Field(5, ge=1)
+    overlay_fps: float = Field(6.0, gt=0)  # overlay video frame rate (sampled frames, slowed down)
+    trajectory_level: float = Field(0.5, ge=0, le=1)  # frames whose top region reaches it draw the path
+    # --- batching and inputs ---
+    videos_per_batch: int = Field(4, ge=1)  # videos per Prefect task (never a task per clip or frame)
+    extensions: tuple[str, ...] = (".mp4", ".mkv", ".avi", ".mov", ".webm", ".m4v")  # keys listed as videos
+    codecs: tuple[str, ...] = ("h264", "hevc", "mpeg4", "vp8", "vp9", "av1", "mjpeg")  # accepted decoders
+    min_side: int = Field(32, ge=1)  # smaller frames are quarantined ("absurd resolution")
+    max_side: int = Field(4096, ge=1)  # larger frames are quarantined
+    max_frames: int = Field(2_000_000, ge=1)  # declared frame count beyond this is absurd (~23 h at 24 fps)
+    # --- S3 faults ---
+    max_attempts: int = Field(6, ge=1)  # per request (botocore standard retries, and our streaming retries)
+    backoff_s: float = Field(0.2, ge=0)  # first back-off of our own retries; doubles up to 5 s, with jitter
+    read_timeout_s: float = Field(30.0, gt=0)
+    chunk_bytes: int = Field(1 << 20, ge=1024)  # streaming download chunk (bounded memory)
+
+    @model_validator(mode="after")
+    def _stride_within_clip(self) -> ScoreConfig:
+        if self.stride > self.clip_frames:
+            raise ValueError(f"stride ({self.stride}) must not exceed clip_frames ({self.clip_frames}): "
+                             "frames between clips would never be analysed")
+        if self.min_side > self.max_side:
+            raise ValueError("min_side must not exceed max_side")
+        return self

@@ -1,0 +1,165 @@
+"""The model side of scoring: loading a trained model once per worker, its identity for manifests,
+and the clip-level calls of the cascade.
+
+Loading goes through ONE function, `load_trained_model`, which calls
+`tvau.model.trained.load_trained` (CONTRACT.md, written by the training stream). `ClipModel` is
+the only place that calls the model: it takes lists of clips so that switching to the batched
+entry points (`TVAU.encode_batch` / `chat_batch`) is a change inside it, not in the pipeline.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+MODEL_JSON = "model.json"
+ADAPTERS = "adapters.safetensors"
+
+
+def load_trained_model(path: str, params=None):
+    """A frozen, eval-mode TVAU from a local trained-model directory (the contract's loader)."""
+    from tvau.model.trained import load_trained
+
+    return load_trained(path, params)
+
+
+@dataclass
+class LoadedModel:
+    model: object  # tvau.model.tvau.TVAU
+    uri: str  # as asked for (models:/tvau@champion, or a path)
+    local_dir: str
+    name: str | None  # registered model name, None for a plain directory
+    version: str | None  # registry version, None for a plain directory
+    run_id: str | None  # MLflow run that produced it, when known
+    digest: str  # sha256 over adapters + model.json: what "the same model" means for skipping
+    input_size: tuple[int, int]  # (height, width) the adapters were trained at
+
+    def identity(self) -> dict:
+        return {"uri": self.uri, "name": self.name, "version": self.version, "run_id": self.run_id,
+                "digest": self.digest, "local_dir": self.local_dir}
+
+
+def _digest(model_dir: Path) -> str:
+    from tvau.storage import sha256_file
+
+    h = hashlib.sha256()
+    for name in (ADAPTERS, MODEL_JSON):
+        f = model_dir / name
+        if not f.is_file():
+            raise ValueError(f"{model_dir}: not a trained-model directory (no {name})")
+        h.update(name.encode() + b"\0" + sha256_file(f).encode() + b"\n")
+    return h.hexdigest()
+
+
+def _registry_metadata(uri: str) -> tuple[str | None, str | None, str | None]:
+    """(name, version, run id) of a models:/ or runs:/ URI, from MLflow; (None, ...) when unknown."""
+    try:
+        from mlflow import MlflowClient
+
+        if uri.startswith("runs:/"):
+            return None, None, uri[len("runs:/"):].split("/", 1)[0]
+        ref = uri[len("models:/"):]
+        client = MlflowClient()
+        if "@" in ref:
+            name, alias = ref.split("@", 1)
+            mv = client.get_model_version_by_alias(name, alias)
+        else:
+            name, _, version = ref.partition("/")
+            mv = client.get_model_version(name, version)
+        return mv.name, str(mv.version), mv.run_id
+    except Exception:  # noqa: BLE001 - identity is informative; the digest is what skipping uses
+        return None, None, None
+
+
+def resolve_model_dir(uri: str) -> tuple[Path, str | None, str | None, str | None]:
+    """A local trained-model directory for a registry URI or a path, plus registry identity."""
+    if uri.startswith(("models:/", "runs:/")):
+        from tvau.registry.resolve import download_model  # the registry stream's resolver
+
+        local = Path(download_model(uri))
+        name, version, run_id = _registry_metadata(uri)
+        return local, name, version, run_id
+    local = Path(uri).expanduser()
+    if not local.is_dir():
+        raise ValueError(f"{uri}: no such trained-model directory")
+    return local.resolve(), None, None, None
+
+
+_CACHE: dict[tuple[str, str], LoadedModel] = {}
+_LOCK = threading.Lock()
+
+
+def get_model(uri: str, params=None, loader: Callable | None = None) -> LoadedModel:
+    """The model for `uri`, loaded once per process (a Dask worker or thread pool reuses it)."""
+    local, name, version, run_id = resolve_model_dir(uri)
+    digest = _digest(local)
+    key = (str(local), digest)
+    with _LOCK:
+        if key not in _CACHE:
+            model = (loader or load_trained_model)(str(local), params)
+            clip = getattr(model, "clip", None) or (params.clip if params is not None else None)
+            if clip is None:
+                from tvau.data.config import ClipConfig
+
+                clip = ClipConfig()
+            _CACHE[key] = LoadedModel(model, uri, str(local), name, version, run_id, digest,
+                                      (int(clip.height), int(clip.width)))
+        return _CACHE[key]
+
+
+@dataclass
+class ModelTimer:
+    vision_s: float = 0.0  # vision tower + AHD (every clip)
+    language_s: float = 0.0  # dialogue (escalated clips only)
+    clips: int = 0
+    escalated: int = 0
+    frames: int = 0
+
+
+@dataclass
+class ClipModel:
+    """Cascade calls on groups of clips; the one place to switch to batched model calls."""
+
+    loaded: LoadedModel
+    timer: ModelTimer = field(default_factory=ModelTimer)
+
+    def heatmaps(self, clips: Sequence[np.ndarray]) -> tuple[list, list[np.ndarray]]:
+        """Encodings and patch-resolution heatmaps (T', H', W') float32 of each clip."""
+        import torch
+
+        t0 = time.perf_counter()
+        encs, heats = [], []
+        with torch.inference_mode():
+            for clip in clips:  # G's encode_batch(clips) replaces this loop
+                enc = self.loaded.model.encode(clip)
+                encs.append(enc)
+                heats.append(self.loaded.model.heatmap(enc).numpy().astype(np.float32))
+        self.timer.vision_s += time.perf_counter() - t0
+        self.timer.clips += len(clips)
+        self.timer.frames += sum(len(c) for c in clips)
+        return encs, heats
+
+    def ask(self, encs: Sequence, questions: Sequence[str], max_new_tokens: int) -> list[list[dict]]:
+        """The questions as one multi-turn dialogue per clip: [[{"question", "answer"}, ...], ...]."""
+        import torch
+
+        t0 = time.perf_counter()
+        out = []
+        with torch.inference_mode():
+            for enc in encs:  # G's chat_batch(encs, question) replaces this loop, turn by turn
+                history: list[tuple[str, str]] = []
+                turns = []
+                for q in questions:
+                    r = self.loaded.model.chat(enc, q, history=history, max_new_tokens=max_new_tokens)
+                    history = r.history
+                    turns.append({"question": q, "answer": r.answer})
+                out.append(turns)
+        self.timer.language_s += time.perf_counter() - t0
+        self.timer.escalated += len(encs)
+        return out
