@@ -17,8 +17,8 @@ from tvau.pretrain.cli import pretrain_backbone_cmd
 from tvau.quality.cli import app as quality_app
 from tvau.registry.cli import app as registry_app
 from tvau.s3server import s3_server
-from tvau.stack.cli import app as stack_app
 from tvau.score.cli import score
+from tvau.stack.cli import app as stack_app
 from tvau.synth.cli import synth
 from tvau.train.cli import app as train_app
 

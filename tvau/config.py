@@ -21,8 +21,8 @@ from tvau.model.config import ModelConfig
 from tvau.pretrain.config import PretrainConfig
 from tvau.quality.config import QualityConfig
 from tvau.registry.config import RegistryConfig
-from tvau.stack.config import StackConfig
 from tvau.score.config import ScoreConfig
+from tvau.stack.config import StackConfig
 from tvau.synth.config import SynthConfig
 from tvau.train.config import TrainConfig
 

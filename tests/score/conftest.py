@@ -1,9 +1,8 @@
 """Fixtures of the scoring tests: a trained-model directory of the tiny backbone, a synthetic
 night of footage, the real S3 server (rclone) on loopback, and helpers to put files in it.
 
-`load_test_model` is the minimal loader of a trained-model directory (CONTRACT.md: adapters written
-by TVAU.save_adapters + model.json) that these tests need until tvau.model.trained lands; the
-code under test loads through tvau.score.model.load_trained_model, which calls that module.
+The code under test loads through tvau.score.model.load_trained_model (tvau.model.trained); the
+`loader` fixture hands that same real loader to the functions that take one.
 """
 
 from __future__ import annotations
@@ -14,21 +13,6 @@ from pathlib import Path
 import pytest
 
 from tvau.s3server import running_s3_server
-
-
-def load_test_model(path: str, params=None):
-    from tvau.data.config import ClipConfig
-    from tvau.model.config import ModelConfig
-    from tvau.model.tvau import TVAU
-
-    card = json.loads((Path(path) / "model.json").read_text())
-    assert card["format"] == "tvau-model/1"
-    model = TVAU.from_config(ModelConfig.model_validate(card["model"]), seed=int(card["seed"]))
-    model.load_adapters(Path(path) / "adapters.safetensors")
-    model.set_stage("frozen")
-    model.eval()
-    model.clip = ClipConfig.model_validate(card["clip"])
-    return model
 
 
 def make_model_dir(out: Path, cache_dir: str, seed: int = 0) -> Path:
@@ -203,7 +187,9 @@ class FaultProxy:
 
 @pytest.fixture(scope="session")
 def loader():
-    return load_test_model
+    from tvau.model.trained import load_trained
+
+    return load_trained
 
 
 @pytest.fixture(scope="session")

@@ -91,11 +91,9 @@ def test_flow_scores_a_night_and_publishes_the_summary(prefect_api, s3_vars, nig
     assert again["writes"] == 0  # the summary is the same, byte for byte: not written again
 
 
-def test_cli_exit_status_and_json(prefect_api, s3_vars, night, model_dir, loader, params_file, monkeypatch):
-    import tvau.score.model as score_model
+def test_cli_exit_status_and_json(prefect_api, s3_vars, night, model_dir, params_file):
     from tvau.cli import app
 
-    monkeypatch.setattr(score_model, "load_trained_model", loader)  # until tvau.model.trained lands
     client = make_client(ScoreConfig())
     _upload(client, night[:1], "c1")
     runner = CliRunner()
@@ -113,14 +111,8 @@ def test_cli_exit_status_and_json(prefect_api, s3_vars, night, model_dir, loader
 
 
 def test_flow_fans_batches_out_over_a_dask_cluster(prefect_api, s3_vars, night, model_dir, loader, params_file):
-    import sys
-
-    import cloudpickle
-
     from flows.score import run
 
-    # The test's loader lives in a conftest that worker processes cannot import: ship it by value.
-    cloudpickle.register_pickle_by_value(sys.modules[loader.__module__])
     client = make_client(ScoreConfig())
     _upload(client, night, "d1")
     out = run("s3://footage/d1/", "s3://results/d1", run_date="2026-11-27", params_path=str(params_file),

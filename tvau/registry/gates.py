@@ -8,7 +8,6 @@ A missing or null number fails its gate (and says so): a gate never passes on ab
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -60,31 +59,14 @@ class EvalReportError(ValueError):
 
 
 def read_eval(path: str | Path) -> dict[str, Any]:
-    """Read an evaluate.json and check the blocks the gates need exist (numbers may be null: those
-    gates fail). The evaluation's own reader, tvau.evaluate.report.load_eval, is used when present
-    (it checks the whole contract); the lines below check what the gates need on branches without it."""
-    path = Path(path)
+    """Read an evaluate.json through the evaluation's own reader (it checks the whole contract);
+    numbers may be null: those gates fail."""
+    from tvau.evaluate.report import EvalFileError, load_eval
+
     try:
-        from tvau.evaluate.report import EvalFileError, load_eval
-    except ImportError:
-        pass
-    else:
-        try:
-            return load_eval(path)
-        except EvalFileError as exc:
-            raise EvalReportError(str(exc)) from None
-    try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise EvalReportError(f"{path}: no such evaluation report (run the evaluate stage)") from None
-    except json.JSONDecodeError as exc:
-        raise EvalReportError(f"{path}: not valid JSON: {exc.msg} (line {exc.lineno})") from None
-    if not isinstance(data, dict):
-        raise EvalReportError(f"{path}: expected a JSON object, got {type(data).__name__}")
-    for block in ("model", "baseline"):
-        if not isinstance(data.get(block), dict):
-            raise EvalReportError(f"{path}: missing the '{block}' block of metrics")
-    return data
+        return load_eval(Path(path))
+    except EvalFileError as exc:
+        raise EvalReportError(str(exc)) from None
 
 
 def _num(block: dict | None, metric: str, end: str) -> float | None:

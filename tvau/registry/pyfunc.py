@@ -50,24 +50,12 @@ def read_model_json(path: str | Path) -> dict[str, Any]:
 
 
 def load_model_dir(path: str | Path):
-    """A frozen, eval-mode TVAU from a trained-model directory.
+    """A frozen, eval-mode TVAU from a trained-model directory (tvau.model.trained is the one loader
+    of that format; reading model.json first gives a clear error for a directory that is not one)."""
+    from tvau.model.trained import load_trained
 
-    Integration note: T's `tvau.model.trained.load_trained` is the one loader of this format; it is
-    used when present. The few lines below do the same thing for branches without it."""
-    meta = read_model_json(path)
-    try:
-        from tvau.model.trained import load_trained
-    except ImportError:
-        load_trained = None
-    if load_trained is not None:
-        return load_trained(str(path))
-    from tvau.model.config import ModelConfig
-    from tvau.model.tvau import TVAU
-
-    model = TVAU.from_config(ModelConfig.model_validate(meta["model"]), int(meta.get("seed", 0)))
-    model.load_adapters(Path(path) / "adapters.safetensors")
-    model.set_stage("frozen")
-    return model.eval()
+    read_model_json(path)
+    return load_trained(str(path))
 
 
 def signature():
