@@ -184,7 +184,8 @@ def s3_server(
     signal.signal(signal.SIGINT, _on_signal)
     # The one line a parent process waits for; then a human-readable hint on stderr.
     print(f"endpoint: {endpoint}", flush=True)
-    ak = access_key or DEFAULT_ACCESS_KEY
+    # Explicit credentials are never echoed (logs of a stack must not hold them); the defaults are public.
+    ak = "<your access key>" if access_key else DEFAULT_ACCESS_KEY
     print(f"data: {data_dir}\nexport AWS_ENDPOINT_URL={endpoint} AWS_ACCESS_KEY_ID={ak} "
           f"AWS_SECRET_ACCESS_KEY={'<your secret key>' if secret_key else DEFAULT_SECRET_KEY}"
           "   # Ctrl-C stops the server", file=sys.stderr, flush=True)

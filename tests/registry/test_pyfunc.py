@@ -91,7 +91,10 @@ def _free_port() -> int:
 @pytest.mark.services
 def test_mlflow_models_serve_answers_rest(champion, model_dir, store, tmp_path):
     port = _free_port()
-    env = dict(os.environ, MLFLOW_TRACKING_URI=store.resolved_tracking_uri(tmp_path))
+    # mlflow's server execs `uvicorn` by name: the environment's bin directory must be on PATH, as it
+    # is for a user in an activated venv (make test calls .venv/bin/pytest without activating).
+    path = os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")])
+    env = dict(os.environ, MLFLOW_TRACKING_URI=store.resolved_tracking_uri(tmp_path), PATH=path)
     log = open(tmp_path / "serve.log", "w")  # noqa: SIM115 - closed in the finally below, after the server
     proc = subprocess.Popen(
         [sys.executable, "-m", "mlflow", "models", "serve", "-m", "models:/tvau@champion", "--env-manager", "local",

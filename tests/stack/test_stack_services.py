@@ -226,10 +226,12 @@ def test_stack_up_run_restart_down(stack_dir):
         "import sys, mlflow; "
         f"print(mlflow.artifacts.download_artifacts('models:/{MODEL_NAME}@champion', dst_path=sys.argv[1]))"
     )
-    got = subprocess.run(
+    dl = subprocess.run(
         [sys.executable, "-c", script, str(d.parent / "dl")],
-        env=env, cwd=d.parent, capture_output=True, text=True, check=True, timeout=120,
-    ).stdout.strip().splitlines()[-1]
+        env=env, cwd=d.parent, capture_output=True, text=True, timeout=120,
+    )
+    assert dl.returncode == 0, dl.stderr[-3000:]
+    got = dl.stdout.strip().splitlines()[-1]
     assert (Path(got) / "weights.bin").read_bytes() == payload
     assert _s3_client(client).get_object(Bucket="tvau", Key=key)["Body"].read() == payload
     for name, fr_id in flow_runs.items():
