@@ -9,10 +9,9 @@ from __future__ import annotations
 import warnings
 from pathlib import Path
 
-import yaml
 from pydantic import Field, ValidationError
 
-from tvau.configbase import Section
+from tvau.configbase import Section, read_yaml_mapping
 from tvau.construct.config import ConstructConfig
 from tvau.data.config import ClipConfig
 from tvau.evaluate.config import EvaluateConfig
@@ -79,12 +78,7 @@ def load_params(path: str | Path = DEFAULT_PARAMS) -> Params:
         if path == DEFAULT_PARAMS:
             return Params()
         raise ParamsError(f"{path}: no such parameters file")
-    try:
-        raw = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise ParamsError(f"{path}: not valid YAML: {exc}") from exc
-    if not isinstance(raw, dict):
-        raise ParamsError(f"{path}: expected a mapping at the top level, got {type(raw).__name__}")
+    raw = read_yaml_mapping(path, ParamsError)
     try:
         return Params.model_validate(raw)
     except ValidationError as exc:

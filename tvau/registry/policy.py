@@ -5,10 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-import yaml
 from pydantic import Field, ValidationError, field_validator
 
-from tvau.configbase import Section
+from tvau.configbase import Section, read_yaml_mapping
 
 # The metric keys of data/metrics/evaluate.json (CONTRACT.md): fractions in [0, 1].
 METRICS = ("micro_auc", "macro_auc", "pixel_auroc", "rbdc", "tbdc", "yes_no_accuracy", "bleu4_target",
@@ -60,12 +59,7 @@ def load_policy(path: str | Path) -> Policy:
     path = Path(path)
     if not path.is_file():
         raise PolicyError(f"{path}: no such policy file")
-    try:
-        raw = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise PolicyError(f"{path}: not valid YAML: {exc}") from None
-    if not isinstance(raw, dict):
-        raise PolicyError(f"{path}: expected a mapping at the top level, got {type(raw).__name__}")
+    raw = read_yaml_mapping(path, PolicyError)
     try:
         return Policy.model_validate(raw)
     except ValidationError as exc:
