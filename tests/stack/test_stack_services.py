@@ -151,7 +151,10 @@ def test_stack_up_run_restart_down(stack_dir):
     client = json.loads(_cli("stack", "env", "--json", *opts).stdout)
     assert not any(v in json.dumps(client) for v in secrets.values())
     # TVAU_REPO: the project's prefect.yaml sets each flow run's working directory from it.
-    env = {**os.environ, **client, "PREFECT_HOME": str(d.parent / "client-prefect-home"), "TVAU_REPO": str(REPO)}
+    # Inherited MLFLOW_* variables are dropped: earlier tests in this process set MLFLOW_REGISTRY_URI
+    # (mlflow.set_registry_uri exports it), which would send a client's registry calls elsewhere.
+    inherited = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    env = {**inherited, **client, "PREFECT_HOME": str(d.parent / "client-prefect-home"), "TVAU_REPO": str(REPO)}
 
     # -- a registered model version whose artifact goes through the MLflow server into S3
     t0 = time.monotonic()

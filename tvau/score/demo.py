@@ -32,8 +32,10 @@ def _night(seed: int, videos: int, frames: int, size: int) -> list[Path]:
 
     root = WORK / f"night-s{seed}-v{videos}-f{frames}-{size}"
     if not root.exists():
+        # One worker: the demo calls this after the retrain flow, in a process that holds Prefect's
+        # and MLflow's threads, and a forked render pool deadlocked there (seen in `make demo`).
         generate(root, SynthConfig(videos=videos, frames=frames, size=size, scenes=min(videos, 3)), seed=seed,
-                 workers=min(2, os.cpu_count() or 1), progress=False)
+                 workers=1, progress=False)
     return sorted(root.rglob("*.mp4"))
 
 
