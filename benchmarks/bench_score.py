@@ -91,6 +91,7 @@ def _throughput(model_uri: str, loader, tmp: Path) -> list[Row]:
     from tvau.score.core import score_prefix
     from tvau.score.model import get_model
     from tvau.score.s3io import make_client
+    from tvau.storage import temporary_environ
     from tvau.synth.config import SynthConfig
     from tvau.synth.generate import generate
 
@@ -99,8 +100,7 @@ def _throughput(model_uri: str, loader, tmp: Path) -> list[Row]:
              progress=False)
     files = sorted((tmp / "night").rglob("*.mp4"))
     cfg = ScoreConfig(escalate_level=1.0)  # the vision path on every clip; the dialogue is the cascade's
-    with running_s3_server(buckets=("footage", "results"), data_dir=tmp / "s3") as env:
-        os.environ.update(env)
+    with running_s3_server(buckets=("footage", "results"), data_dir=tmp / "s3") as env, temporary_environ(env):
         client = make_client(cfg)
         for f in files:
             client.put_object(Bucket="footage", Key=f"night/{f.name}", Body=f.read_bytes())
@@ -192,17 +192,8 @@ def run() -> list[Row]:
     with tempfile.TemporaryDirectory(prefix="bench_score_") as d:
         tmp = Path(d)
         model_uri, loader = model_and_loader(tmp)
-        saved = {k: os.environ.get(k) for k in ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
-                                                 "AWS_DEFAULT_REGION")}
-        try:
-            rows = _throughput(model_uri, loader, tmp)
-            rows += _memory(model_uri, loader, tmp)
-        finally:
-            for k, v in saved.items():
-                if v is None:
-                    os.environ.pop(k, None)
-                else:
-                    os.environ[k] = v
+        rows = _throughput(model_uri, loader, tmp)
+        rows += _memory(model_uri, loader, tmp)
     return rows
 
 

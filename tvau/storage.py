@@ -155,8 +155,9 @@ def split_s3(uri: str) -> tuple[str, str]:
     return bucket, key
 
 
-def s3_client():
-    """A boto3 S3 client configured from the standard AWS_* environment variables."""
+def s3_client(config=None):
+    """A boto3 S3 client configured from the standard AWS_* environment variables; `config` is an
+    optional botocore Config (retries, timeouts)."""
     import boto3  # heavy: import on use
 
     endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
@@ -164,7 +165,24 @@ def s3_client():
         "s3",
         endpoint_url=endpoint or None,
         region_name=os.environ.get("AWS_DEFAULT_REGION", "us-east-1"),
+        config=config,
     )
+
+
+@contextlib.contextmanager
+def temporary_environ(updates: dict[str, str]) -> Iterator[None]:
+    """Set environment variables (e.g. an S3 server's AWS_* client variables) for the block and
+    restore the previous values, unset ones included, afterwards."""
+    saved = {k: os.environ.get(k) for k in updates}
+    os.environ.update(updates)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 def ensure_bucket(bucket: str, client=None) -> None:

@@ -47,11 +47,9 @@ def _get(client, key: str, bucket: str = "results") -> bytes:
 @pytest.fixture(scope="module")
 def night_run(s3, night, model_dir, tmp_path_factory, loader, make_bad_videos):
     """One scored night: three good videos (one under an awkward key) and every kind of bad file."""
-    import os
+    from tvau.storage import temporary_environ
 
-    old = {k: os.environ.get(k) for k in s3}
-    os.environ.update(s3)
-    try:
+    with temporary_environ(s3):
         client = make_client(FAST)
         bad = make_bad_videos(tmp_path_factory.mktemp("bad"), night[0])
         extra = {f"bad/{k}": v for k, (v, _) in bad.items()}
@@ -65,12 +63,6 @@ def night_run(s3, night, model_dir, tmp_path_factory, loader, make_bad_videos):
         results = score_prefix("s3://footage/n1/", "s3://results/n1", str(model_dir), FAST, loader=loader,
                                client=client)
         yield {"client": client, "results": results, "bad": bad}
-    finally:
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
 
 
 def test_every_video_is_scored_or_quarantined_with_its_reason(night_run, night):

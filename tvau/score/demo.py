@@ -60,39 +60,28 @@ def score_night(model_uri: str, out_dir: str | Path = Path("outputs/demo/score")
     from flows.score import run
     from tvau.score.config import ScoreConfig
     from tvau.score.s3io import make_client, put_bytes
+    from tvau.storage import ensure_bucket, temporary_environ
 
     run_date = run_date or dt.date.today().isoformat()
     input_prefix = input_prefix.replace("{date}", run_date)
     night = _night(seed, videos, frames, size)
     out_dir = Path(out_dir)
-    with _server(Path(s3_data_dir)) as env:
-        saved = {k: os.environ.get(k) for k in env}
-        os.environ.update(env)
-        try:
-            cfg = ScoreConfig()
-            client = make_client(cfg)
-            for b in ("footage", "results"):
-                with contextlib.suppress(client.exceptions.BucketAlreadyOwnedByYou,
-                                         client.exceptions.BucketAlreadyExists):
-                    if b not in {x["Name"] for x in client.list_buckets().get("Buckets", [])}:
-                        client.create_bucket(Bucket=b)
-            uploaded = 0
-            for i, v in enumerate(night):
-                key = f"{input_prefix}cam-{i % 3 + 1:02d}/{v.stem}.mp4"
-                uploaded += put_bytes(client, key, v.read_bytes(), cfg, "video/mp4", skip_if_same=True)
-            data = night[0].read_bytes()
-            uploaded += put_bytes(client, f"{input_prefix}{CORRUPT}", data[: len(data) // 3], cfg, "video/mp4",
-                                  skip_if_same=True)
-            _say(f"{len(night) + 1} videos under {input_prefix} ({uploaded} uploaded, the rest already there; "
-                 f"one is cut short on purpose)")
-            summary = run(input_prefix, output_prefix, model_uri=model_uri, run_date=run_date,
-                          params_path=params_path, report_dir=str(out_dir), loader=loader)
-        finally:
-            for k, v in saved.items():
-                if v is None:
-                    os.environ.pop(k, None)
-                else:
-                    os.environ[k] = v
+    with _server(Path(s3_data_dir)) as env, temporary_environ(env):
+        cfg = ScoreConfig()
+        client = make_client(cfg)
+        for b in ("footage", "results"):
+            ensure_bucket(b, client)
+        uploaded = 0
+        for i, v in enumerate(night):
+            key = f"{input_prefix}cam-{i % 3 + 1:02d}/{v.stem}.mp4"
+            uploaded += put_bytes(client, key, v.read_bytes(), cfg, "video/mp4", skip_if_same=True)
+        data = night[0].read_bytes()
+        uploaded += put_bytes(client, f"{input_prefix}{CORRUPT}", data[: len(data) // 3], cfg, "video/mp4",
+                              skip_if_same=True)
+        _say(f"{len(night) + 1} videos under {input_prefix} ({uploaded} uploaded, the rest already there; "
+             f"one is cut short on purpose)")
+        summary = run(input_prefix, output_prefix, model_uri=model_uri, run_date=run_date,
+                      params_path=params_path, report_dir=str(out_dir), loader=loader)
     c = summary["counts"]
     _say(f"scored {c['scored']}, up to date {c['skipped']}, quarantined {c['quarantined']}, failed {c['failed']}; "
          f"{summary['escalated_clips']} of {summary['clips']} clips escalated to the language model")

@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
 import random
 import time
 from collections.abc import Callable, Iterator
@@ -48,11 +47,11 @@ class ObjectRef:
 def make_client(cfg: ScoreConfig | None = None):
     """A boto3 S3 client from the standard AWS_* variables, with botocore's standard retry mode
     (throttling, 5xx and connection errors retried with exponential back-off)."""
-    import boto3
     from botocore.config import Config
 
+    from tvau.storage import s3_client
+
     cfg = cfg or ScoreConfig()
-    endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
     conf = Config(
         retries={"mode": "standard", "max_attempts": cfg.max_attempts},
         connect_timeout=10, read_timeout=cfg.read_timeout_s,
@@ -62,8 +61,7 @@ def make_client(cfg: ScoreConfig | None = None):
         request_checksum_calculation="when_required", response_checksum_validation="when_required",
         max_pool_connections=16,
     )
-    return boto3.client("s3", endpoint_url=endpoint or None, config=conf,
-                        region_name=os.environ.get("AWS_DEFAULT_REGION", "us-east-1"))
+    return s3_client(conf)
 
 
 def _retrying(what: str, fn: Callable[[], Any], cfg: ScoreConfig) -> Any:
