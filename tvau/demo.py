@@ -135,21 +135,18 @@ def model_section(records, out: Path, params, model=None, title: str | None = No
         labels += [f"T-VAU t={start + i}", f"ground truth t={start + i}"]
     save_png(out / "model_overlay.png", contact_sheet(tiles, labels, cols=4))
     np.save(out / "model_heatmap.npy", heat.astype(np.float16))
+    fields = {"video": rec.name, "clip_start": start, "grid (T', H', W')": str(enc.grid),
+              "encode+heatmap+chat seconds": round(seconds, 3),
+              "Q: Is there any anomaly in the video?": reply.answer}
     if trained:
         return Section(
-            title or "Champion model on a validation clip",
-            {"video": rec.name, "clip_start": start, "grid (T', H', W')": str(enc.grid),
-             "encode+heatmap+chat seconds": round(seconds, 3),
-             "Q: Is there any anomaly in the video?": reply.answer},
+            title or "Champion model on a validation clip", fields,
             [("model_overlay.png", "trained AHD heatmap vs ground truth")],
             text="Trained adapters on the frozen backbone: the registered champion (models:/tvau@champion, "
             "loaded back from MLflow), or the newest trained candidate when none passed the gates.",
         )
     return Section(
-        "T-VAU model (tiny backbone, untrained adapters)",
-        {"video": rec.name, "clip_start": start, "grid (T', H', W')": str(enc.grid),
-         "encode+heatmap+chat seconds": round(seconds, 3),
-         "Q: Is there any anomaly in the video?": reply.answer},
+        "T-VAU model (tiny backbone, untrained adapters)", fields,
         [("model_overlay.png", "AHD heatmap (random init) vs ground truth")],
         text="AHD and RAE are not trained yet (training is a later stage of the pipeline); this shows "
         "the full model path: one vision pass feeding AHD, RAE and the language model.",
