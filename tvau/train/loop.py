@@ -183,7 +183,12 @@ class Trainer:
         self.batch = self.cfg.micro_batch * self.cfg.grad_accum
         self.steps = schedule({k: len(v) for k, v in self.samples.items()}, epochs, self.cfg.seed,
                               STAGE_IDS[stage], self.batch, self.stage_cfg.max_steps)
-        self.cache = FeatureCache(self.cfg.cache_features, self.cfg.cache_max_mb)
+        # ZeRO-3 on several ranks partitions the frozen backbone too, so its forward is a series of
+        # collectives (all-gathers) that every rank must run in the same order: a cache hit on one
+        # rank and a miss on another desynchronise them (gloo: "collective mismatch"; worse, equal
+        # sizes could exchange the wrong shards). There each rank recomputes the vision pass.
+        self.cache = FeatureCache(self.cfg.cache_features and not (self.cfg.zero_stage == 3 and self.world > 1),
+                                  self.cfg.cache_max_mb)
         self.progress = progress and self.rank == 0
         self.anchors = self.model.backbone.anchors()
 
@@ -226,6 +231,25 @@ class Trainer:
                     m.train()
 
 
+class MicroBatchLoss(torch.nn.Module):
+    """What the DeepSpeed engine runs forward: the mean loss of one micro-batch.
+
+    The loss goes through `engine(items)`, never through the model's parts directly: DeepSpeed's
+    forward is where ZeRO-3 counts micro-steps (`clear_backward_seen_flag` advances its
+    micro_step_id; DeepSpeed 0.19.8). Without it every backward of an accumulation window was
+    taken as the first and OVERWROTE the gradient partition instead of adding to it, so a ZeRO-3
+    step used only the last micro-batch of each rank (with two ranks and grad_accum 8: a
+    different gradient, 4.5e-3 off the one-process adapters after three Adam steps)."""
+
+    def __init__(self, trainer: Trainer):
+        super().__init__()
+        self.model = trainer.model  # a submodule: DeepSpeed sees (and ZeRO partitions) its parameters
+        self.trainer = trainer
+
+    def forward(self, items: list[Item]) -> torch.Tensor:
+        return torch.stack([self.trainer.loss(it) for it in items]).mean()
+
+
 def _gathered(model, zero_stage: int):
     """Context that makes every adapter tensor whole on every rank (ZeRO-3 partitions them)."""
     import contextlib
@@ -259,7 +283,7 @@ def run_stage(params, stage: str, data_dir: str | Path = "data/train", out_dir: 
     cfg = tr.cfg
     fp = fingerprint(params, stage, data_dir, init, tr.world)
     ckpt_root = Path(checkpoint_dir or Path(".tvau/checkpoints") / stage) / fp
-    engine, _, scheduler = initialize(tr.model, tr.model.trainable_parameters(), cfg, tr.stage_cfg,
+    engine, _, scheduler = initialize(MicroBatchLoss(tr), tr.model.trainable_parameters(), cfg, tr.stage_cfg,
                                       len(tr.steps), tr.world)
     from deepspeed import comm as dist
 
@@ -295,7 +319,7 @@ def run_stage(params, stage: str, data_dir: str | Path = "data/train", out_dir: 
         for k, mb in enumerate(mbs):
             if k % tr.world != tr.rank:
                 continue
-            loss = torch.stack([tr.loss(it) for it in mb]).mean()
+            loss = engine(mb)
             engine.backward(loss)
             engine.step()
             total += loss.detach().float()
