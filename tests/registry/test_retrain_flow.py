@@ -158,8 +158,9 @@ def test_retrain_flow_promotes_a_passing_candidate_and_fails_on_a_failing_one(
 
 @pytest.mark.services
 def test_prefect_yaml_deployments_register_with_their_schedule(prefect_server):
-    """Each deployment of prefect.yaml names the flow, passes parameters the flow accepts, and
-    registers (with its cron schedule) in a Prefect server."""
+    """Each deployment of prefect.yaml names its flow (retraining or nightly scoring), passes
+    parameters the flow accepts, and registers (with its cron schedule) in a Prefect server. (The
+    stack's integration test registers them with `prefect deploy` and runs them.)"""
     import anyio
     from prefect.client.orchestration import get_client
     from prefect.flows import load_flow_from_entrypoint
@@ -168,19 +169,21 @@ def test_prefect_yaml_deployments_register_with_their_schedule(prefect_server):
     names = []
     for dep in spec["deployments"]:
         flow = load_flow_from_entrypoint(str(REPO / dep["entrypoint"]))
-        assert flow.name == "tvau-retrain"
+        assert flow.name in ("tvau-retrain", "score-night")
         flow.validate_parameters(dep["parameters"])  # raises on an unknown or ill-typed parameter
         cron = [s["cron"] for s in dep.get("schedules") or []]
         flow.to_deployment(name=dep["name"], cron=cron[0] if cron else None, parameters=dep["parameters"]).apply()
-        names.append((dep["name"], cron))
+        names.append((f"{flow.name}/{dep['name']}", cron))
 
     async def read(name):
         async with get_client() as c:
-            return await c.read_deployment_by_name(f"tvau-retrain/{name}")
+            return await c.read_deployment_by_name(name)
 
     for name, cron in names:
         d = anyio.run(read, name)
         assert [s.schedule.cron for s in d.schedules] == cron
     from flows.retrain import CRON
+    from flows.score import DEFAULT_CRON
 
-    assert ("nightly", [CRON]) in names  # flow.serve uses the same schedule as the deployment
+    # flow.serve / flows.score.deploy use the same schedules as the deployments
+    assert ("tvau-retrain/nightly", [CRON]) in names and ("score-night/nightly", [DEFAULT_CRON]) in names

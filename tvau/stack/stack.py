@@ -550,6 +550,9 @@ class Stack:
                 "PREFECT_WORKER_QUERY_SECONDS": str(self.cfg.worker_poll_seconds),
                 # What the flow runs it starts inherit: the stack's services, as clients.
                 "MLFLOW_TRACKING_URI": f"http://{h}:{ports['mlflow']}",
+                # The checkout the flow runs work in: prefect.yaml's pull step reads it at run time
+                # from this environment (the folder `tvau stack up` ran in, unless already set).
+                "TVAU_REPO": os.environ.get("TVAU_REPO") or str(self.project_dir),
                 "AWS_ENDPOINT_URL": s3_url,
                 "MLFLOW_S3_ENDPOINT_URL": s3_url,
             }
