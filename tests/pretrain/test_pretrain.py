@@ -25,7 +25,8 @@ from tvau.pretrain.world import (
 )
 
 # Small enough for seconds on 2 cores: 2 optimiser steps on 56x56 clips of a 128-px world.
-TINY = PretrainConfig(size=128, steps=2, clip_frames=4, holdout_videos=1, warmup=1, threads=1)
+TINY = PretrainConfig(size=128, steps=2, clip_frames=4, holdout_videos=1, warmup=1, threads=1, pool_videos=2, batch=2,
+                       vision_width=32, vision_heads=2)  # the embedded tiny tower's width
 CLIP = 56
 
 

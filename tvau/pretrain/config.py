@@ -37,8 +37,19 @@ class PretrainConfig(Section):
     # A patch is labelled with the object covering most of its pixels (over its two frames) when
     # that object covers at least this share of them; otherwise it is background.
     min_coverage: float = Field(0.1, gt=0, le=1)
-    steps: int = Field(300, ge=1)  # optimiser steps; each renders one video and trains on its clips
-    lr: float = Field(2e-3, gt=0)  # AdamW peak learning rate (linear warm-up, cosine decay)
+    # Width of the pretrained tower (hidden size; its MLP is twice as wide) and its attention heads.
+    # The random embedded tiny tower is 32 wide with 2 heads; a wider one costs little on CPU (the
+    # tower's time is mostly per-call overhead at these sizes) and has room for what it learns.
+    vision_width: int = Field(64, ge=8)
+    vision_heads: int = Field(4, ge=1)
+    pool_videos: int = Field(48, ge=1)  # training videos rendered once (stream 0); steps draw from them
+    # Training crops: each sample is one clip of one pool video cut to crop x crop pixels (a multiple
+    # of 28, the merge unit) at the clip size, placed at random with a preference for objects, so a
+    # step spends its compute on patches with something to learn. 0 (or >= the clip) = whole clip.
+    crop: int = Field(112, ge=0)
+    batch: int = Field(8, ge=1)  # crops per optimiser step
+    steps: int = Field(200, ge=1)  # optimiser steps
+    lr: float = Field(1e-3, gt=0)  # AdamW peak learning rate (linear warm-up, cosine decay)
     warmup: int = Field(20, ge=0)  # warm-up steps
     weight_decay: float = Field(0.05, ge=0)  # AdamW weight decay
     grad_clip: float = Field(1.0, gt=0)  # max gradient norm
@@ -69,4 +80,8 @@ class PretrainConfig(Section):
             raise ValueError("clip_frames must be even and <= video_frames")
         if self.size % 2:
             raise ValueError("size must be even")
+        if self.crop % 28:
+            raise ValueError("crop must be a multiple of 28 (the 2x2 merge unit of 14-px patches)")
+        if self.vision_width % self.vision_heads or (self.vision_width // self.vision_heads) % 4:
+            raise ValueError("vision_width / vision_heads must be a multiple of 4 (the tower's 2-D rotary halves)")
         return self

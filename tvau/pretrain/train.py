@@ -1,13 +1,15 @@
 """Pretrain the embedded tiny Qwen2.5-VL's vision tower and merger on the pretraining world, and
 save the whole model as an ordinary Hugging Face model directory.
 
-Start: exactly the embedded random backbone (tvau.model.tiny, same tokenizer, config and initial
-weights for `model.tiny_seed`). Trained: `model.visual` (patch embedding, blocks, merger) with
-throw-away linear heads:
-- on the last block's output, per patch: category (cross-entropy, background down-weighted),
-  action (cross-entropy on object patches), velocity (smooth L1 on object patches);
+Start: the embedded tiny architecture (tvau.model.tiny: same tokenizer, LM and merger shapes) with
+the tower widened to `pretrain.vision_width` (the random embedded tower is 32 wide), initialised from
+`model.tiny_seed`. Trained: `model.visual` (patch embedding, blocks, merger) with throw-away heads:
+- on the last block's output (through one LayerNorm), per patch: category (cross-entropy, background
+  down-weighted), action (cross-entropy on object patches), velocity (smooth L1 on object patches);
 - on the merged tokens the language model reads, per 2x2 merge unit: the category and action of
   each of its four patches (so the merger keeps what the tower sees).
+Samples: `pool_videos` world videos rendered once, each step `batch` object-weighted crops of their
+clips (CropPool); held-out metrics on whole clips of another stream.
 The language model is left as built. Targets come from tvau.pretrain.world; none is an anomaly label.
 
 Determinism: one fixed thread count, torch.use_deterministic_algorithms, every random draw seeded
@@ -38,34 +40,84 @@ PRETRAIN_FORMAT = "tvau-pretrained-backbone/1"
 
 
 class Heads(nn.Module):
-    """The pretraining heads (discarded after training)."""
+    """The pretraining heads (discarded after training). The tower's last block output is its
+    un-normalised residual stream, so the per-patch heads read it through one LayerNorm (without it
+    the heads chase the stream's scale and training oscillates)."""
 
     def __init__(self, width: int, out_width: int) -> None:
         super().__init__()
         nc, na = len(CATEGORY_TARGETS), len(ACTION_TARGETS)
-        self.category = nn.Linear(width, nc)
-        self.action = nn.Linear(width, na)
-        self.velocity = nn.Linear(width, 2)
+        self.norm = nn.LayerNorm(width)
+        self.category_head = nn.Linear(width, nc)
+        self.action_head = nn.Linear(width, na)
+        self.velocity_head = nn.Linear(width, 2)
         self.merged = nn.Linear(out_width, 4 * (nc + na))
+
+    def category(self, h: torch.Tensor) -> torch.Tensor:
+        return self.category_head(self.norm(h))
+
+    def action(self, h: torch.Tensor) -> torch.Tensor:
+        return self.action_head(self.norm(h))
+
+    def velocity(self, h: torch.Tensor) -> torch.Tensor:
+        return self.velocity_head(self.norm(h))
+
+
+def _sample(video, start: int, frames: np.ndarray, ids: np.ndarray, preprocessor, cfg: PretrainConfig):
+    """One clip (frames, id maps already at the clip size, or a crop of it) -> pixel patches, its
+    grid row and targets in the tower's patch order (t, h/2, w/2, 2, 2)."""
+    p, g = preprocessor(np.ascontiguousarray(frames))
+    t = patch_targets(video, start, ids, preprocessor.patch_size, preprocessor.temporal_patch_size, cfg.min_coverage)
+    m = preprocessor.merge_size
+    tg = {}
+    for k, v in t.items():
+        tq, hq, wq = v.shape[:3]
+        v = v.reshape(tq, hq // m, m, wq // m, m, *v.shape[3:]).swapaxes(2, 3)
+        tg[k] = torch.from_numpy(np.ascontiguousarray(v).reshape(tq * hq * wq, *v.shape[5:]))
+    return p, g, tg
+
+
+def _collate(samples):
+    pix, grids, tgs = zip(*samples)
+    return torch.cat(pix), torch.cat(grids), {k: torch.cat([t[k] for t in tgs]) for k in tgs[0]}
 
 
 def _batch(cfg: PretrainConfig, video, height: int, width: int, preprocessor):
-    """All clips of one world video -> pixel patches, grid rows and targets in the tower's patch
-    order (t, h/2, w/2, 2, 2), concatenated over clips."""
+    """All clips of one world video, whole -> pixel patches, grid rows and targets, concatenated."""
     frames, ids = resize_clip(video.frames, video.ids, height, width)
-    pix, grids, tg = [], [], {"category": [], "action": [], "velocity": []}
-    for s in range(0, frames.shape[0] - cfg.clip_frames + 1, cfg.clip_frames):
-        p, g = preprocessor(frames[s:s + cfg.clip_frames])
-        pix.append(p)
-        grids.append(g)
-        t = patch_targets(video, s, ids[s:s + cfg.clip_frames], preprocessor.patch_size,
-                          preprocessor.temporal_patch_size, cfg.min_coverage)
-        m = preprocessor.merge_size
-        for k, v in t.items():
-            tq, hq, wq = v.shape[:3]
-            v = v.reshape(tq, hq // m, m, wq // m, m, *v.shape[3:]).swapaxes(2, 3)
-            tg[k].append(torch.from_numpy(np.ascontiguousarray(v).reshape(tq * hq * wq, *v.shape[5:])))
-    return torch.cat(pix), torch.cat(grids), {k: torch.cat(v) for k, v in tg.items()}
+    return _collate([_sample(video, s, frames[s:s + cfg.clip_frames], ids[s:s + cfg.clip_frames], preprocessor, cfg)
+                     for s in range(0, frames.shape[0] - cfg.clip_frames + 1, cfg.clip_frames)])
+
+
+class CropPool:
+    """The training pool: `pool_videos` world videos (stream 0) rendered once at the clip size; a
+    step draws `batch` (video, clip, crop) samples. Crops are placed on the 28-px merge grid, each
+    position weighted by 1 + the object pixels it holds, so most crops hold people or vehicles."""
+
+    def __init__(self, cfg: PretrainConfig, height: int, width: int, preprocessor) -> None:
+        self.cfg, self.pre = cfg, preprocessor
+        self.crop = cfg.crop if 0 < cfg.crop < min(height, width) else 0
+        self.videos = []
+        for i in range(cfg.pool_videos):
+            v = render_world_video(cfg, 0, i)
+            frames, ids = resize_clip(v.frames, v.ids, height, width)
+            self.videos.append((v, frames, ids))
+        self.starts = list(range(0, cfg.video_frames - cfg.clip_frames + 1, cfg.clip_frames))
+
+    def draw(self, rng: np.random.Generator):
+        cfg, out = self.cfg, []
+        for _ in range(cfg.batch):
+            v, frames, ids = self.videos[int(rng.integers(len(self.videos)))]
+            s = self.starts[int(rng.integers(len(self.starts)))]
+            f, i = frames[s:s + cfg.clip_frames], ids[s:s + cfg.clip_frames]
+            if self.crop:
+                c, occ = self.crop, (i > 0).any(0)
+                cells = [(y, x) for y in range(0, occ.shape[0] - c + 1, 28) for x in range(0, occ.shape[1] - c + 1, 28)]
+                w = np.array([1.0 + occ[y:y + c, x:x + c].sum() for y, x in cells])
+                y, x = cells[int(rng.choice(len(cells), p=w / w.sum()))]
+                f, i = f[:, y:y + c, x:x + c], i[:, y:y + c, x:x + c]
+            out.append(_sample(v, s, f, i, self.pre, cfg))
+        return _collate(out)
 
 
 def _losses(cfg: PretrainConfig, visual, heads: Heads, pixels, grid, tg) -> tuple[torch.Tensor, dict]:
@@ -141,6 +193,7 @@ def pretrain_backbone(out_dir: str | Path, cfg: PretrainConfig, height: int, wid
     from transformers import Qwen2_5_VLForConditionalGeneration
 
     from tvau.model.arch import tiny_config
+    from tvau.model.attention import apply as apply_attention
     from tvau.model.preprocess import VisionPreprocessor
     from tvau.model.tiny import TINY_VERSION, build_tiny_tokenizer, tiny_preprocessor_config, token_ids
     from tvau.storage import atomic_dir
@@ -156,8 +209,14 @@ def pretrain_backbone(out_dir: str | Path, cfg: PretrainConfig, height: int, wid
         with torch.random.fork_rng(devices=[]):
             tok = build_tiny_tokenizer()
             config = tiny_config(vocab_size=len(tok), ids=token_ids(tok))
-            torch.manual_seed(tiny_seed)  # the embedded backbone's initial weights, as tvau.model.tiny
+            config.vision_config.hidden_size = cfg.vision_width
+            config.vision_config.intermediate_size = 2 * cfg.vision_width
+            config.vision_config.num_heads = cfg.vision_heads
+            torch.manual_seed(tiny_seed)  # initial weights from the embedded backbone's seed, as tvau.model.tiny
             model = Qwen2_5_VLForConditionalGeneration(config).eval()
+            # One attention call per block (tvau.model.attention): transformers' stock vision attention
+            # loops over windows in Python, which made each step several times slower on CPU.
+            attn = apply_attention(model, "auto")
             visual = model.model.visual
             torch.manual_seed(cfg.seed)
             heads = Heads(config.vision_config.hidden_size, config.vision_config.out_hidden_size)
@@ -168,9 +227,11 @@ def pretrain_backbone(out_dir: str | Path, cfg: PretrainConfig, height: int, wid
             if progress:
                 from tqdm import tqdm
                 bar = tqdm(total=cfg.steps, desc="pretrain", unit="step")
+            pool = CropPool(cfg, height, width, pre)
+            rng = np.random.default_rng([cfg.seed, 3])
             visual.train()
             for step in range(cfg.steps):
-                pixels, grid, tg = _batch(cfg, render_world_video(cfg, 0, step), height, width, pre)
+                pixels, grid, tg = pool.draw(rng)
                 for g in opt.param_groups:
                     g["lr"] = _lr(cfg, step)
                 loss, st = _losses(cfg, visual, heads, pixels, grid, tg)
@@ -189,6 +250,8 @@ def pretrain_backbone(out_dir: str | Path, cfg: PretrainConfig, height: int, wid
             metrics |= {f"final_{k}": round(float(np.mean([h[k] for h in tail])), 4) for k in tail[0]}
             metrics["steps"] = cfg.steps
             model.eval()
+            model.set_attn_implementation({"vision_config": "sdpa"})  # saved config: a stock name
+            del attn
             for p in model.parameters():
                 p.requires_grad_(False)
             with atomic_dir(out_dir) as tmp:
