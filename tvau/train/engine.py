@@ -44,6 +44,7 @@ def setup_environment() -> None:
     os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
     if "MASTER_PORT" not in os.environ:
         os.environ["MASTER_PORT"] = str(_free_port())
+        os.environ["TVAU_PICKED_MASTER_PORT"] = os.environ["MASTER_PORT"]
     import deepspeed.ops
 
     # No JIT build of the shared-memory all-reduce op on CPU (STACK.md); gloo does the collectives.
@@ -57,7 +58,18 @@ def init_distributed() -> tuple[int, int]:
     from deepspeed import comm as dist
 
     if not dist.is_initialized():
-        deepspeed.init_distributed(dist_backend="nccl" if on_gpu() else "gloo", verbose=False)
+        for attempt in range(5):
+            try:
+                deepspeed.init_distributed(dist_backend="nccl" if on_gpu() else "gloo", verbose=False)
+                break
+            except torch.distributed.DistNetworkError as exc:
+                # A one-process job whose port we picked: another process can take that port between
+                # _free_port() closing it and the store binding it (seen with jobs running side by
+                # side). Pick another; a launcher's port is its own business, so that error stands.
+                picked = os.environ.get("TVAU_PICKED_MASTER_PORT") == os.environ.get("MASTER_PORT")
+                if not picked or "EADDRINUSE" not in str(exc) or attempt == 4:
+                    raise
+                os.environ["MASTER_PORT"] = os.environ["TVAU_PICKED_MASTER_PORT"] = str(_free_port())
     return dist.get_rank(), dist.get_world_size()
 
 
