@@ -79,31 +79,38 @@ def _chunked(draws: np.ndarray, n_videos: int, f: Callable[[np.ndarray], np.ndar
 
 # --- per-metric statistics of the draws ------------------------------------------------------------
 
+def _pair_matrix(pos: np.ndarray, neg: np.ndarray) -> np.ndarray:
+    """(videos, videos) M with M[v, u] = sum over score levels of pos[v] * (neg[u] strictly below +
+    half neg[u] at the level). AUC = P(pos > neg) + 0.5 P(tie) is bilinear in the videos' counts, so a
+    resample drawing video v c[v] times has numerator c M c and denominator (c . n_pos) (c . n_neg)."""
+    below = np.cumsum(neg, axis=1) - neg
+    return pos @ (below + 0.5 * neg).T
+
+
+def _auc_from_pairs(m: np.ndarray, n_pos: np.ndarray, n_neg: np.ndarray) -> Stat:
+    def f(c: np.ndarray) -> np.ndarray:
+        p, n = c @ n_pos, c @ n_neg
+        with np.errstate(divide="ignore", invalid="ignore"):
+            auc = ((c @ m) * c).sum(1) / (p * n)
+        return np.where((p > 0) & (n > 0), auc, np.nan)
+
+    return lambda draws: _chunked(draws, len(n_pos), f)
+
+
 def micro_auc_stat(labels: Sequence[np.ndarray], scores: Sequence[np.ndarray]) -> Stat:
     """Frame micro-AUC of each resample: P(score_pos > score_neg) + 0.5 P(tie) over the pooled drawn
-    frames (exactly what roc_auc_score computes), from one sort of all frames: per distinct score,
-    the weighted counts of positive and negative frames."""
+    frames (exactly what roc_auc_score computes), from each video's positive and negative frame
+    counts per distinct score of the whole set (_pair_matrix)."""
     n_videos = len(labels)
     y = np.concatenate([np.asarray(a, np.int64).ravel() for a in labels]) if n_videos else np.zeros(0, np.int64)
     s = np.concatenate([np.asarray(a, np.float64).ravel() for a in scores]) if n_videos else np.zeros(0)
     vid = np.concatenate([np.full(np.asarray(a).size, i) for i, a in enumerate(labels)]) if n_videos else y
-    order = np.argsort(s, kind="stable")
-    y, s, vid = y[order], s[order], vid[order]
-    starts = np.flatnonzero(np.r_[True, s[1:] != s[:-1]]) if s.size else np.zeros(0, np.int64)
-
-    def f(counts: np.ndarray) -> np.ndarray:
-        w = counts[:, vid]  # (resamples, frames) weight of each frame
-        if not s.size:
-            return np.full(len(counts), np.nan)
-        pos = np.add.reduceat(w * y, starts, axis=1)  # per distinct score, ascending
-        neg = np.add.reduceat(w * (1 - y), starts, axis=1)
-        n_pos, n_neg = pos.sum(1), neg.sum(1)
-        neg_below = np.cumsum(neg, axis=1) - neg
-        with np.errstate(divide="ignore", invalid="ignore"):
-            auc = (pos * (neg_below + 0.5 * neg)).sum(1) / (n_pos * n_neg)
-        return np.where((n_pos > 0) & (n_neg > 0), auc, np.nan)
-
-    return lambda draws: _chunked(draws, n_videos, f)
+    levels, level = np.unique(s, return_inverse=True)
+    pos = np.zeros((n_videos, len(levels)))
+    neg = np.zeros((n_videos, len(levels)))
+    np.add.at(pos, (vid[y == 1], level[y == 1]), 1)
+    np.add.at(neg, (vid[y != 1], level[y != 1]), 1)
+    return _auc_from_pairs(_pair_matrix(pos, neg), pos.sum(1), neg.sum(1))
 
 
 def mean_stat(values: np.ndarray) -> Stat:
@@ -133,18 +140,10 @@ def coarse_hist(h: np.ndarray, bins: int) -> np.ndarray:
 
 
 def pixel_auroc_stat(pos: np.ndarray, neg: np.ndarray) -> Stat:
-    """pos, neg: (videos, bins) histograms; the drawn videos' histograms summed (auc_from_histograms)."""
+    """pos, neg: (videos, bins) histograms; the AUROC of the drawn videos' summed histograms
+    (auc_from_histograms), through _pair_matrix."""
     pos, neg = np.asarray(pos, np.float64), np.asarray(neg, np.float64)
-
-    def f(c: np.ndarray) -> np.ndarray:
-        p, n = c @ pos, c @ neg
-        n_pos, n_neg = p.sum(1), n.sum(1)
-        below = np.cumsum(n, axis=1) - n
-        with np.errstate(divide="ignore", invalid="ignore"):
-            auc = (p * (below + 0.5 * n)).sum(1) / (n_pos * n_neg)
-        return np.where((n_pos > 0) & (n_neg > 0), auc, np.nan)
-
-    return lambda draws: _chunked(draws, len(pos), f)
+    return _auc_from_pairs(_pair_matrix(pos, neg), pos.sum(1), neg.sum(1))
 
 
 def region_stat(tracks: Sequence[np.ndarray], dets: Sequence[np.ndarray], frames: Sequence[int], which: str,
@@ -178,12 +177,19 @@ def region_stat(tracks: Sequence[np.ndarray], dets: Sequence[np.ndarray], frames
     n_regions, n_tracks = rg.sum(1), tr.sum(1)
     rate = rg if which == "rbdc" else tr
     total = n_regions if which == "rbdc" else n_tracks
+    # Between two steps where the rate rises the curve is flat, and a flat run's inner points add no
+    # area (nor move the flat extension at FPR 1): keep each rising step, the step before it and the
+    # last step. The counts are cumulated per video first (cumsum commutes with the draw weights).
+    rise = np.flatnonzero(rate[:, :G].any(0))
+    keep = np.unique(np.concatenate([rise, rise - 1, [G - 1]])) if G else np.zeros(0, np.int64)
+    keep = keep[keep >= 0]
+    cum_fp = np.cumsum(fp[:, :G], axis=1)[:, keep]
+    cum_rate = np.cumsum(rate[:, :G], axis=1)[:, keep]
 
     def f(c: np.ndarray) -> np.ndarray:
-        r_total = c @ total
-        fpr = np.cumsum(c @ fp[:, :G], axis=1) / (c @ frames)[:, None]
+        fpr = (c @ cum_fp) / (c @ frames)[:, None]
         with np.errstate(divide="ignore", invalid="ignore"):
-            y = np.cumsum(c @ rate[:, :G], axis=1) / r_total[:, None]
+            y = (c @ cum_rate) / (c @ total)[:, None]
         zero = np.zeros((len(c), 1))
         area = curve_areas(np.hstack([zero, fpr]), np.hstack([zero, y]))
         return np.where(c @ n_regions > 0, area, np.nan)
