@@ -236,7 +236,7 @@ def main(out: Path = REPO / "outputs" / "demo", repro: bool = True) -> Path:
     print(f"  retrain summary           : {summary_path}")
     if summary.get("mlflow_run_id"):
         print(f"  MLflow run                : {summary['mlflow_run_id']} ({summary.get('tracking_uri')})")
-        reused = " reused: same adapters, data, code and evaluation," if summary.get("model_reused") else ""
+        reused = "reused: same adapters, data, code and evaluation; " if summary.get("model_reused") else ""
         print(f"  model version             : {summary.get('model_version')} "
               f"({reused}champion {summary.get('champion_before')} -> {summary.get('champion_after')})")
     print(f"  stage metrics             : {REPO / 'data' / 'metrics'}")
