@@ -6,8 +6,8 @@ Only wiring lives here: every task is a thin wrapper over a plain function in tv
 what is up to date and dvc.lock pins data, params, code, adapters and metrics together.
 
 Retries: none on the stages (a failed DVC stage fails the same way again; DVC resumes from the last
-finished stage on the next run) and none on registration (not idempotent: a retry could register
-twice); two on the MLflow logging of a stage (a tracking server or SQLite lock can be briefly busy).
+finished stage on the next run) and none on registration (a version is reused only once it is
+registered, so a retry after a half-done registration could still add one); two on the MLflow logging of a stage (a tracking server or SQLite lock can be briefly busy).
 Caching: NO_CACHE everywhere: DVC decides what is up to date, not Prefect.
 
 Run it:  python -m flows.retrain            (one run, temporary local Prefect server)
@@ -59,24 +59,8 @@ def gate(root: str, eval_json: str, policy: str, model_name: str):
 @task(cache_policy=NO_CACHE)
 def register(run: PipelineRun, root: str, params: dict[str, Any], model_dir: str, evaluation: dict[str, Any],
              report, model_name: str, bundle_backbone_mb: float):
-    """Log params, metrics, dvc.lock + datasets, the gate report and the pyfunc model to the parent
-    run, then register the model version (tagged with the verdict; `challenger` if it passed)."""
-    from tvau.registry.pyfunc import log_pyfunc
-
-    run.log(params=params, metrics={"gates_passed": float(report.passed), "validation": {k: v for k, v in evaluation.items()
-                                                   if k in ("model", "baseline", "holdout", "majority_yes_no")}})
-    run.log_dvc(root)
-    tmp = Path(root) / ".tvau" / "tmp" / run.run_id
-    tmp.mkdir(parents=True, exist_ok=True)
-    (tmp / "gates.md").write_text(report.to_markdown())
-    import json
-
-    (tmp / "gates.json").write_text(json.dumps(report.to_dict(), indent=1))
-    run.log(artifacts=[tmp / "gates.md", tmp / "gates.json", Path(root) / params["registry"]["eval_json"]],
-            artifact_dir="gates")
-    uri = log_pyfunc(Path(root) / model_dir, run.run_id, root=root, bundle_backbone_mb=bundle_backbone_mb)
-    values = {m: (v or {}).get("value") for m, v in (evaluation.get("model") or {}).items()}
-    return models.register_candidate(uri, report, values, model_name, pipeline_run=run.run_id)
+    return pipeline.register_or_reuse(run, root, params, model_dir, evaluation, report, model_name,
+                                      bundle_backbone_mb)
 
 
 @task(cache_policy=NO_CACHE)
@@ -142,11 +126,15 @@ def retrain(root: str = ".", params_path: str = "params.yaml", stages: list[Stag
         report_md = report.to_markdown("tvau retrain gate report")
         summary.gates, summary.evaluation = report.to_dict(), evaluation
         summary.metrics_table = pipeline.metrics_table(evaluation)
-        mv = register(run, root, flatten(params.model_dump(mode="json")) | {"registry": params.registry.model_dump()},
-                      cfg.model_dir, evaluation, report, cfg.model_name, cfg.bundle_backbone_mb)
+        mv, summary.model_reused = register(
+            run, root, flatten(params.model_dump(mode="json")) | {"registry": params.registry.model_dump()},
+            cfg.model_dir, evaluation, report, cfg.model_name, cfg.bundle_backbone_mb)
         summary.model_version = str(mv.version)
+        if summary.model_reused:
+            print(f"model version {mv.version} reused: same adapters, data, code and evaluation "
+                  f"(tag {models.KEY_TAG}); nothing registered")
         allowed = cfg.auto_promote if promote_when_passed is None else promote_when_passed
-        if report.passed and allowed:
+        if report.passed and allowed and summary.champion_before != summary.model_version:
             promote(cfg.model_name, str(mv.version), who=f"prefect:{summary.flow_run_id or 'local'}",
                     why=f"retrain flow run {summary.flow_run_id}: all {len(report.gates)} gates passed")
             summary.promoted = True

@@ -236,8 +236,9 @@ def main(out: Path = REPO / "outputs" / "demo", repro: bool = True) -> Path:
     print(f"  retrain summary           : {summary_path}")
     if summary.get("mlflow_run_id"):
         print(f"  MLflow run                : {summary['mlflow_run_id']} ({summary.get('tracking_uri')})")
+        reused = "reused: same adapters, data, code and evaluation; " if summary.get("model_reused") else ""
         print(f"  model version             : {summary.get('model_version')} "
-              f"(champion {summary.get('champion_before')} -> {summary.get('champion_after')})")
+              f"({reused}champion {summary.get('champion_before')} -> {summary.get('champion_after')})")
     print(f"  stage metrics             : {REPO / 'data' / 'metrics'}")
     if index is not None:
         print(f"  data docs                 : {index}")
@@ -253,7 +254,8 @@ def main(out: Path = REPO / "outputs" / "demo", repro: bool = True) -> Path:
     if gated_out:  # the pipeline ran; the candidate is registered but did not pass its gates
         failed = summary["gates"].get("failed") or []
         _say(f"gates failed ({', '.join(failed) or 'see the report'}): version {summary['model_version']} "
-             "is registered, not promoted (registry/policy.yaml)")
+             f"is {'registered (reused)' if summary.get('model_reused') else 'registered'}, not promoted "
+             "(registry/policy.yaml)")
     night_model = _night_model(params, summary)
     if night_model is not None:
         from tvau.score.demo import score_night

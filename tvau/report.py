@@ -214,7 +214,9 @@ def front_page(summary: dict[str, Any]) -> str:
     meta = {
         "Prefect flow run": _link(summary.get("flow_run_url"), summary.get("flow_run_id")),
         "MLflow run": _link(summary.get("mlflow_run_url"), summary.get("mlflow_run_id")),
-        "model version": html.escape(str(summary.get("model_version") or "not registered")),
+        "model version": html.escape(str(summary.get("model_version") or "not registered")
+                                     + (" (reused: same adapters, data, code and evaluation)"
+                                        if summary.get("model_reused") else "")),
         "champion": champ + (" (promoted)" if summary.get("promoted") else ""),
         "wall time": f"{summary.get('seconds') or 0:.0f} s",
     }

@@ -92,3 +92,21 @@ def test_audio_only_and_empty_files_are_video_errors(tmp_path, audio_only_mp4):
     for path in (audio, empty):
         with pytest.raises(VideoError, match=str(path)):
             list(iter_frames(path))
+
+
+def test_shared_single_thread_converters_give_pyav_s_own_pixels(tmp_path):
+    """The writer's and the decoder's reused one-thread swscale contexts produce exactly what PyAV's
+    per-frame conversions (frame.reformat / to_ndarray(format=...)) produce."""
+    rng = np.random.default_rng(0)
+    frames = [rng.integers(0, 256, (48, 80, 3), dtype=np.uint8) for _ in range(6)]
+    with VideoWriter(tmp_path / "v.mp4", 8.0, 80, 48) as w:
+        for f in frames:
+            yuv_own = av.VideoFrame.from_ndarray(f, format="rgb24").reformat(format="yuv420p").to_ndarray()
+            yuv_ours = w._rgb_to_yuv.reformat(av.VideoFrame.from_ndarray(f, format="rgb24"), format="yuv420p",
+                                              threads=1).to_ndarray()
+            assert np.array_equal(yuv_own, yuv_ours)
+            w.write(f)
+    with av.open(str(tmp_path / "v.mp4")) as c:
+        own = [fr.to_ndarray(format="rgb24") for fr in c.decode(video=0)]
+    ours = list(iter_frames(tmp_path / "v.mp4"))
+    assert len(ours) == len(own) == 6 and all(np.array_equal(a, b) for a, b in zip(own, ours))

@@ -68,8 +68,9 @@ def test_bleu_from_summed_statistics_is_corpus_bleu():
     stats = bs.bleu_stats(hyps, refs, "13a")
     assert bs.bleu_from_stats(stats.sum(0), "13a") == pytest.approx(corpus_bleu4(hyps, refs) / 100, abs=1e-12)
     f = bs.bleu_stat([stats[:2], stats[2:]], "13a")
-    assert f(np.array([0, 1])) == pytest.approx(corpus_bleu4(hyps, refs) / 100, abs=1e-12)
-    assert f(np.array([0, 0])) == pytest.approx(corpus_bleu4(hyps[:2] * 2, refs[:2] * 2) / 100, abs=1e-12)
+    both, first_twice = f(np.array([[0, 1], [0, 0]]))
+    assert both == pytest.approx(corpus_bleu4(hyps, refs) / 100, abs=1e-12)
+    assert first_twice == pytest.approx(corpus_bleu4(hyps[:2] * 2, refs[:2] * 2) / 100, abs=1e-12)
 
 
 def test_run_evaluation_writes_the_contract_and_matches_an_independent_scoring(params, trained, footage, tmp_path):

@@ -102,3 +102,52 @@ def test_registry_cli(store, model_dir, tmp_path, monkeypatch):
     assert out["history"][0]["who"] == "dana" and out["history"][0]["why"] == "ship it"
     r = runner.invoke(app, ["registry", "rollback", "--params", str(params)])
     assert r.exit_code == 2 and "replaced no earlier champion" in r.stderr
+
+
+def test_registration_is_idempotent_on_adapters_data_code_and_evaluation(store, model_dir, tiny_cache, tmp_path):
+    """A second pipeline run with the same adapters, dvc.lock outputs, code and evaluation reuses the
+    version (no new version, no second upload, the run says which); any one of them changed, or a
+    changed verdict, registers a new version."""
+    import shutil
+
+    import yaml
+
+    from tvau.registry import pipeline
+
+    root = tmp_path / "repo"
+    shutil.copytree(model_dir, root / "data" / "models" / "tvau")
+    (root / "data" / "metrics").mkdir(parents=True)
+    report = eval_report()
+    (root / "data" / "metrics" / "evaluate.json").write_text(json.dumps(report))
+    lock = {"schema": "2.0", "stages": {"synthesise": {"cmd": "x", "outs": [
+        {"path": "data/synth", "md5": "0123456789abcdef0123456789abcdef.dir", "size": 10, "nfiles": 2}]}}}
+    (root / "dvc.lock").write_text(yaml.safe_dump(lock))
+    params = {"registry": {"eval_json": "data/metrics/evaluate.json"}, "seed": 0}
+    policy = load_policy(REPO / "registry" / "policy.yaml")
+
+    def run_once(rep: dict):
+        gates = check_gates(rep, policy, None)
+        run = PipelineRun.start(store, root, name="retrain")
+        mv, reused = pipeline.register_or_reuse(run, root, params, "data/models/tvau", rep, gates, "tvau", 0)
+        run.finish()
+        return mv, reused, run
+
+    v1, reused, _ = run_once(report)
+    assert not reused and v1.tags[models.KEY_TAG] and v1.tags["tvau.adapters_digest"]
+    v1b, reused, run = run_once(report)
+    assert reused and v1b.version == v1.version
+    assert [r.version for r in models.list_versions("tvau")] == [str(v1.version)]
+    assert models._client().get_run(run.run_id).data.tags["tvau.reused_version"] == str(v1.version)
+
+    lock["stages"]["synthesise"]["outs"][0]["md5"] = "f" * 32 + ".dir"  # other data
+    (root / "dvc.lock").write_text(yaml.safe_dump(lock))
+    v2, reused, _ = run_once(report)
+    assert not reused and int(v2.version) == int(v1.version) + 1
+    assert v2.tags["tvau.data_digest"] != v1.tags["tvau.data_digest"]
+    assert v2.tags["tvau.adapters_digest"] == v1.tags["tvau.adapters_digest"]
+
+    _helpers.write_model_dir(root / "data" / "models" / "tvau", tiny_cache, seed=1)  # other adapters
+    v3, reused, _ = run_once(report)
+    assert not reused and v3.tags["tvau.adapters_digest"] != v2.tags["tvau.adapters_digest"]
+    assert run_once(report)[1]  # and that one is reused in turn
+    assert len(models.list_versions("tvau")) == 3

@@ -59,6 +59,17 @@ def test_stage2_trains_rae_and_lora_only(params, train_set, trained):
     assert (out / "adapters.safetensors").read_bytes() == (trained / "adapters.safetensors").read_bytes()
 
 
+def test_clips_encoded_in_groups_train_as_one_clip_at_a_time(params, train_set, trained, tmp_path):
+    """train.encode_batch groups clips into one vision call: the adapters are those of one clip per call
+    (up to float rounding of the batched vision pass)."""
+    one = params.model_copy(update={"train": params.train.model_copy(update={"encode_batch": 1})})
+    out = run_stage(one, "ahd", train_set, tmp_path / "ahd1", checkpoint_dir=tmp_path / "ck1", progress=False)
+    grouped, single = _groups(load_trained(trained.parent / "ahd", params)), _groups(load_trained(out, one))
+    assert params.train.encode_batch > 1
+    for k, v in grouped["ahd"].items():
+        torch.testing.assert_close(v, single["ahd"][k], rtol=1e-4, atol=1e-5)
+
+
 class Killed(Exception):
     pass
 

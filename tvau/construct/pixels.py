@@ -39,14 +39,25 @@ def color_name(rgb: np.ndarray) -> str:
 
 
 def objects_in_id_map(id_map: np.ndarray, min_area: int = 1) -> list[dict]:
-    """One dict per object id > 0 in an (H, W) int map: id, inclusive box, centroid, area, and a
-    boolean mask restricted to its box (for colour and overlap queries)."""
+    """One dict per object id > 0 in an (H, W) int map: id, inclusive box, centroid, area, and the
+    object's pixel coordinates ys, xs (raster order, as np.nonzero gives them)."""
+    id_map = np.asarray(id_map)
+    flat = id_map.ravel()
+    # One pass over the frame for all objects (not one full-frame comparison per id): the object
+    # pixels in raster order, stably sorted by id, so each id's run keeps np.nonzero's order.
+    where = np.flatnonzero(flat > 0)
+    if not where.size:
+        return []
+    values = flat[where]
+    order = np.argsort(values, kind="stable")
+    where, values = where[order], values[order]
+    cuts = np.flatnonzero(values[1:] != values[:-1]) + 1
+    width = id_map.shape[1]
     out = []
-    ids = np.unique(id_map)
-    for oid in ids[ids > 0]:
-        ys, xs = np.nonzero(id_map == oid)
-        if len(xs) < min_area:
+    for idx, oid in zip(np.split(where, cuts), values[np.r_[0, cuts]]):
+        if len(idx) < min_area:
             continue
+        ys, xs = np.divmod(idx, width)
         x1, x2, y1, y2 = int(xs.min()), int(xs.max()), int(ys.min()), int(ys.max())
         out.append(
             {

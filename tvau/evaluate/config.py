@@ -30,3 +30,9 @@ class EvaluateConfig(Section):
     # How overlapping clips' heatmaps combine on a frame covered by several clips.
     overlap: Literal["mean", "max"] = "mean"
     threads: int = Field(1, ge=0)  # torch CPU threads (0 = torch default); see train.threads
+    # Clips per vision call, and dialogue clips (of as many videos) per LM batch; the numbers do not
+    # depend on it beyond float rounding (tests/evaluate/test_batched_eval.py).
+    batch: int = Field(8, ge=1)
+    # Score the baseline in a second (spawned) process while this one scores the model: both halves
+    # of the evaluation at once on two cores. Off: one after the other, same numbers.
+    baseline_process: bool = True

@@ -16,6 +16,8 @@ phase-B records (data/train/sft) of the same footage file and clip, when such re
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -67,8 +69,23 @@ def dialogue_clips(record: VideoRecord, clip: ClipConfig, k: int) -> list[int]:
 
 
 @dataclass
+class _Pending:
+    """A dialogue clip waiting for its batch: its encoding (vision pass done once, for the heatmap)."""
+
+    result: DialogueResult
+    ref: dict | None
+    enc: object  # ClipEncoding
+
+
+@dataclass
 class ModelScorer:
-    """Callable record -> per-frame heatmaps; collects dialogue results as a side effect."""
+    """Callable record -> per-frame heatmaps; collects dialogue results as a side effect.
+
+    Batching (the same numbers as one clip at a time: tests/evaluate/test_batched_eval.py):
+    `batch` clips of a video share one vision call (TVAU.encode_batch), and the dialogue clips of
+    up to `batch` videos are answered together (TVAU.chat_batch: one prefill, one KV cache, each
+    answer cut at its own end token), turn by turn. Dialogues still pending when the last video is
+    scored are answered by flush(), which score_set calls; `dialogues` is in video order."""
 
     model: object  # TVAU
     clip: ClipConfig
@@ -78,22 +95,46 @@ class ModelScorer:
     references: dict = field(default_factory=dict)
     dialogues: list[DialogueResult] = field(default_factory=list)
     name: str = "tvau"
+    batch: int = 8
+    _pending: list[_Pending] = field(default_factory=list, repr=False)
 
-    def _dialogue(self, record: VideoRecord, start: int, enc) -> DialogueResult:
-        labels = np.asarray(record.frame_labels)[start:start + self.clip.num_frames]
-        truth = bool(labels.any())
-        ref = self.references.get((str(Path(record.source).resolve()), start))
+    def flush(self) -> list[DialogueResult]:
+        """Answer every pending dialogue (first question for all; the follow-ups, in the training
+        order, for the anomalous clips, each turn after its own previous answers)."""
+        pending, self._pending = self._pending, []
         m = self.max_new_tokens
-        r0 = self.model.chat(enc, Q_ANOMALY, max_new_tokens=m)
-        res = DialogueResult(record.name, start, truth, r0.answer)
-        if truth:
-            r1 = self.model.chat(enc, Q_TARGET, history=r0.history, max_new_tokens=m)
-            r2 = self.model.chat(enc, Q_MOTION, history=r1.history, max_new_tokens=m)
-            r3 = self.model.chat(enc, Q_FROM_TO, history=r2.history, max_new_tokens=m)
-            res.target, res.trajectory = r1.answer, r3.answer
-            if ref and ref.get("yes_no") == "yes":
-                res.ref_target, res.ref_trajectory = ref["target"], ref["trajectory"]
-        return res
+        for i in range(0, len(pending), max(1, self.batch)):
+            group = pending[i:i + max(1, self.batch)]
+            with torch.no_grad():
+                first = self.model.chat_batch([p.enc for p in group], Q_ANOMALY, max_new_tokens=m)
+                for p, r in zip(group, first):
+                    p.result.answer = r.answer
+                follow = [(p, r) for p, r in zip(group, first) if p.result.truth]
+                hist = [r.history for _, r in follow]
+                answers: list[list[str]] = [[] for _ in follow]
+                for q in (Q_TARGET, Q_MOTION, Q_FROM_TO):
+                    if not follow:
+                        break
+                    rs = self.model.chat_batch([p.enc for p, _ in follow], q, hist, max_new_tokens=m)
+                    hist = [r.history for r in rs]
+                    for a, r in zip(answers, rs):
+                        a.append(r.answer)
+                for (p, _), a in zip(follow, answers):
+                    p.result.target, p.result.trajectory = a[0], a[2]
+                    if p.ref and p.ref.get("yes_no") == "yes":
+                        p.result.ref_target, p.result.ref_trajectory = p.ref["target"], p.ref["trajectory"]
+            self.dialogues.extend(p.result for p in group)
+        return self.dialogues
+
+    def _queue_dialogue(self, record: VideoRecord, start: int, enc) -> None:
+        labels = np.asarray(record.frame_labels)[start:start + self.clip.num_frames]
+        ref = self.references.get((str(Path(record.source).resolve()), start))
+        # The dialogue reads the merged tokens and AHD's logits only: drop the tapped features while
+        # the clip waits for its batch (on the 7B tower they are most of an encoding's memory).
+        enc = dataclasses.replace(enc, vision=dataclasses.replace(enc.vision, taps=[]))
+        self._pending.append(_Pending(DialogueResult(record.name, start, bool(labels.any()), ""), ref, enc))
+        if len(self._pending) >= max(1, self.batch):
+            self.flush()
 
     def __call__(self, record: VideoRecord) -> Iterator[np.ndarray]:
         want = set(dialogue_clips(record, self.clip, self.dialogue_per_video)) if self.dialogue_per_video else set()
@@ -101,25 +142,27 @@ class ModelScorer:
         acc: dict[int, np.ndarray] = {}
         cnt: dict[int, int] = {}
         emitted = 0
-        for c in iter_clips(record, self.clip, with_masks=False):
-            # Every frame before this clip's start is final: hand it on.
-            while emitted < min(c.start, n):
-                yield self._final(acc, cnt, emitted)
-                emitted += 1
+        clips = iter_clips(record, self.clip, with_masks=False)
+        while group := list(itertools.islice(clips, max(1, self.batch))):
             with torch.no_grad():
-                enc = self.model.encode(c.frames)
-                heat = self.model.heatmap_frames(enc).numpy()
-            for j in range(heat.shape[0]):
-                t = c.start + j
-                if t >= n or t < emitted:
-                    continue
-                if t in acc:
-                    acc[t] = acc[t] + heat[j] if self.overlap == "mean" else np.maximum(acc[t], heat[j])
-                    cnt[t] += 1
-                else:
-                    acc[t], cnt[t] = heat[j].astype(np.float32), 1
-            if c.start in want:
-                self.dialogues.append(self._dialogue(record, c.start, enc))
+                encs = self.model.encode_batch([c.frames for c in group])
+                heats = [self.model.heatmap_frames(e).numpy() for e in encs]
+            for c, enc, heat in zip(group, encs, heats):
+                # Every frame before this clip's start is final: hand it on.
+                while emitted < min(c.start, n):
+                    yield self._final(acc, cnt, emitted)
+                    emitted += 1
+                for j in range(heat.shape[0]):
+                    t = c.start + j
+                    if t >= n or t < emitted:
+                        continue
+                    if t in acc:
+                        acc[t] = acc[t] + heat[j] if self.overlap == "mean" else np.maximum(acc[t], heat[j])
+                        cnt[t] += 1
+                    else:
+                        acc[t], cnt[t] = heat[j].astype(np.float32), 1
+                if c.start in want:
+                    self._queue_dialogue(record, c.start, enc)
         while emitted < n:
             if emitted not in acc:
                 raise ValueError(f"{record.name}: frame {emitted} is covered by no clip")

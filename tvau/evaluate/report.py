@@ -19,6 +19,7 @@ has no per-kind table). No timings are written: DVC tracks these files.
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections import defaultdict
 from collections.abc import Sequence
@@ -293,8 +294,9 @@ def plot_overlays(records: dict, model_scorer, base_scorer, rows: list[dict], k:
             frame = next(rec.iter_frames(t, t + 1))
             mask = next(rec.iter_anomaly_masks(t, t + 1))
             model_scorer.dialogue_per_video = 0  # pictures only: no dialogue
-            mh = list(model_scorer(rec))[t]
-            bh = list(base_scorer(rec))[t]
+            # Both scorers stream frames in order: stop at frame t (nothing after it is needed).
+            mh = next(itertools.islice(model_scorer(rec), t, None))
+            bh = next(itertools.islice(base_scorer(rec), t, None))
             images += [outline(frame, mask), outline(overlay(frame, mh), mask), outline(overlay(frame, bh), mask)]
             labels += [f"{r['video'][:26]} t={t}", f"T-VAU AUC {r['model_auc']:.2f}", f"baseline {r['baseline_auc']:.2f}"]
         name = f"overlays_{tag}.png"

@@ -8,25 +8,70 @@ import io
 import json
 from pathlib import Path
 
+from tvau.baseline import BaselineScorer
 from tvau.evaluate.frames import score_records, select_split
 from tvau.evaluate.model import ModelScorer, read_references
 from tvau.evaluate.report import assemble, per_video_rows, plot_curves, plot_overlays, video_kinds
 
 
-def score_set(model, records, params, references: dict, progress: bool, desc: str):
-    """(model per-video scores, baseline per-video scores, dialogue results, the model scorer)."""
-    import torch
+def baseline_scores(data: str, split: str, metrics_cfg, progress: bool = False, desc: str = "",
+                    threads: int = 0) -> list:
+    """The baseline's per-video scores on `split` of `data` (a plain function: it runs in a spawned
+    process beside the model, see run_evaluation). threads > 0 caps OpenCV's threads."""
+    from tvau.data import open_dataset
 
-    from tvau.baseline import BaselineScorer
+    if threads:
+        import cv2
+
+        cv2.setNumThreads(threads)
+    records = select_split(open_dataset(data, "ubnormal"), split)
+    return score_records(records, BaselineScorer(metrics_cfg.baseline), metrics_cfg, progress,
+                         desc=f"{desc} baseline", lines=True)
+
+
+def model_scores(model, records, params, references: dict, progress: bool, desc: str):
+    """(the model's per-video scores, its dialogue results, the scorer)."""
+    import torch
 
     if params.evaluate.threads:
         torch.set_num_threads(params.evaluate.threads)
     scorer = ModelScorer(model, model.clip, params.evaluate.overlap, params.evaluate.dialogue_clips_per_video,
-                         params.evaluate.max_new_tokens, references)
+                         params.evaluate.max_new_tokens, references, batch=params.evaluate.batch)
     model_v = score_records(records, scorer, params.metrics, progress, desc=f"{desc} T-VAU", lines=True)
-    base = BaselineScorer(params.metrics.baseline)
-    base_v = score_records(records, base, params.metrics, progress, desc=f"{desc} baseline", lines=True)
-    return model_v, base_v, scorer.dialogues, scorer, base
+    return model_v, scorer.flush(), scorer
+
+
+class BaselineJobs:
+    """The baseline's scores of each evaluated set: computed in one spawned worker process while the
+    model is scored here (evaluate.baseline_process), else here afterwards. Spawned, never forked: a
+    fork beside Prefect's or MLflow's threads can deadlock, and the worker imports only what it needs."""
+
+    def __init__(self, jobs: list[tuple[str, str, str]], params, progress: bool):
+        self.jobs, self.params, self.progress = jobs, params, progress
+        self.pool = self.futures = None
+        if params.evaluate.baseline_process:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
+
+            self.pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
+            # One worker thread for OpenCV there: this process keeps the other core for the model.
+            self.futures = [self.pool.submit(baseline_scores, d, s, params.metrics, False, desc, 1)
+                            for d, s, desc in jobs]
+
+    def results(self) -> list[list]:
+        if self.pool is None:
+            return [baseline_scores(d, s, self.params.metrics, self.progress, desc) for d, s, desc in self.jobs]
+        try:
+            return [f.result() for f in self.futures]
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        if self.pool is not None:
+            for f in self.futures:
+                f.cancel()
+            self.pool.shutdown(wait=True, cancel_futures=True)
+            self.pool = None
 
 
 def _csv(rows: list[dict]) -> bytes:
@@ -56,12 +101,21 @@ def run_evaluation(model_ref: str, data: str | Path, params, split: str | None =
     model = load_trained(model_ref, params)
     refs = read_references(references)
     kinds = video_kinds(data)
-    model_v, base_v, dialogues, scorer, base = score_set(model, records, params, refs, progress, split)
+    jobs = [(str(data), split, split)] + ([(str(holdout), "all", "holdout")] if hold_records is not None else [])
+    baseline = BaselineJobs(jobs, params, progress)
+    try:
+        model_v, dialogues, scorer = model_scores(model, records, params, refs, progress, split)
+        if hold_records is not None:
+            h_model, h_dial, _ = model_scores(model, hold_records, params, {}, progress, "holdout")
+        base_sets = baseline.results()
+    finally:
+        baseline.close()
+    base_v = base_sets[0]
+    base = BaselineScorer(params.metrics.baseline)
     result = assemble(model_v, base_v, dialogues, kinds, params, split)
     result["model_ref"] = str(model_ref)
     if hold_records is not None:
-        h_model, h_base, h_dial, _, _ = score_set(model, hold_records, params, {}, progress, "holdout")
-        h = assemble(h_model, h_base, h_dial, video_kinds(holdout), params, "all")
+        h = assemble(h_model, base_sets[1], h_dial, video_kinds(holdout), params, "all")
         seed = None
         try:
             seed = json.loads((Path(holdout) / "synth_manifest.json").read_text()).get("seed")

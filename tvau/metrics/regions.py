@@ -108,7 +108,20 @@ def _min_steps_per_track(track: np.ndarray, first_step: np.ndarray, beta: float,
     return step[present]
 
 
-def rbdc_tbdc_arrays(
+@dataclass(frozen=True)
+class RegionSweep:
+    """The order-free part of the sweep: which score step each detection falls in and whether it is a
+    false positive, and the step at which each region and each track is first detected."""
+
+    steps: int  # G: distinct detection scores (step 0 = the highest); G = "never"
+    det_step: np.ndarray  # (D,) step of each detection
+    matched: np.ndarray  # (D,) bool: IoU >= alpha with some region of its frame (else a false positive)
+    region_step: np.ndarray  # (R,) first step detecting each region, G if none
+    track_step: np.ndarray  # (T,) step at which each track reaches its beta share, G if never
+    track_video: np.ndarray  # (T,) video id of each track
+
+
+def region_sweep(
     gt_video: np.ndarray,
     gt_track: np.ndarray,
     gt_frame: np.ndarray,
@@ -117,13 +130,11 @@ def rbdc_tbdc_arrays(
     det_frame: np.ndarray,
     det_boxes: np.ndarray,
     det_scores: np.ndarray,
-    num_frames: int,
     alpha: float = 0.1,
     beta: float = 0.1,
     chunk_pairs: int = 4_000_000,
-) -> RegionCurves:
-    """RBDC/TBDC of flat arrays. gt_*: (R,), gt_boxes (R, 4); det_*: (D,), det_boxes (D, 4).
-    Videos are integer ids shared by both tables; tracks are identified by (video, track id)."""
+) -> RegionSweep:
+    """The sweep of rbdc_tbdc_arrays (same arguments, without num_frames) before any curve is drawn."""
     gt_video = np.asarray(gt_video, dtype=np.int64).ravel()
     gt_track = np.asarray(gt_track, dtype=np.int64).ravel()
     gt_frame = np.asarray(gt_frame, dtype=np.int64).ravel()
@@ -139,8 +150,6 @@ def rbdc_tbdc_arrays(
         raise ValueError("detections: video, frame, boxes and scores differ in length")
     if R == 0:
         raise ValueError("RBDC/TBDC are undefined without ground-truth regions")
-    if num_frames <= 0:
-        raise ValueError(f"num_frames must be positive, got {num_frames}")
     if not (0 < alpha <= 1 and 0 < beta <= 1):
         raise ValueError(f"alpha and beta must lie in (0, 1], got {alpha}, {beta}")
     _check_boxes(gt_boxes, "ground truth")
@@ -186,14 +195,48 @@ def rbdc_tbdc_arrays(
         matched[d[hit]] = True
         np.minimum.at(first_step, r[hit], step[d[hit]])
 
-    fp_per_step = np.bincount(step[~matched], minlength=G)
-    regions_per_step = np.bincount(first_step, minlength=G + 1)[:G]
     # Tracks: renumber (video, track id) to 0..T-1.
-    _, track_idx = np.unique(np.stack([gt_video, gt_track], axis=1), axis=0, return_inverse=True)
-    track_idx = track_idx.ravel()
-    track_step = _min_steps_per_track(track_idx, first_step, beta, never)
-    tracks_per_step = np.bincount(track_step, minlength=G + 1)[:G]
-    T = track_step.size
+    keys, track_idx = np.unique(np.stack([gt_video, gt_track], axis=1), axis=0, return_inverse=True)
+    track_step = _min_steps_per_track(track_idx.ravel(), first_step, beta, never)
+    return RegionSweep(G, step, matched, first_step, track_step, keys[:, 0])
+
+
+def curve_areas(fpr: np.ndarray, rate: np.ndarray) -> np.ndarray:
+    """_area_under for each row of (n, P) curves (fpr rows non-decreasing, starting at 0)."""
+    fpr, rate = np.atleast_2d(fpr), np.atleast_2d(rate)
+    keep = fpr <= 1.0  # a prefix of each row, including its first point
+    seg = keep[:, 1:]  # segment i -> i+1 lies inside when its right end does
+    terms = np.where(seg, (fpr[:, 1:] - fpr[:, :-1]) * (rate[:, 1:] + rate[:, :-1]) / 2, 0.0)
+    last = keep.sum(1) - 1
+    rows = np.arange(len(fpr))
+    x, y = fpr[rows, last], rate[rows, last]
+    return terms.sum(1) + np.where(x < 1.0, (1.0 - x) * y, 0.0)
+
+
+def rbdc_tbdc_arrays(
+    gt_video: np.ndarray,
+    gt_track: np.ndarray,
+    gt_frame: np.ndarray,
+    gt_boxes: np.ndarray,
+    det_video: np.ndarray,
+    det_frame: np.ndarray,
+    det_boxes: np.ndarray,
+    det_scores: np.ndarray,
+    num_frames: int,
+    alpha: float = 0.1,
+    beta: float = 0.1,
+    chunk_pairs: int = 4_000_000,
+) -> RegionCurves:
+    """RBDC/TBDC of flat arrays. gt_*: (R,), gt_boxes (R, 4); det_*: (D,), det_boxes (D, 4).
+    Videos are integer ids shared by both tables; tracks are identified by (video, track id)."""
+    if np.asarray(gt_frame).size and num_frames <= 0:
+        raise ValueError(f"num_frames must be positive, got {num_frames}")
+    sw = region_sweep(gt_video, gt_track, gt_frame, gt_boxes, det_video, det_frame, det_boxes, det_scores,
+                      alpha=alpha, beta=beta, chunk_pairs=chunk_pairs)
+    G, R, T = sw.steps, sw.region_step.size, sw.track_step.size
+    fp_per_step = np.bincount(sw.det_step[~sw.matched], minlength=G)
+    regions_per_step = np.bincount(sw.region_step, minlength=G + 1)[:G]
+    tracks_per_step = np.bincount(sw.track_step, minlength=G + 1)[:G]
 
     fpr = np.concatenate(([0.0], np.cumsum(fp_per_step) / num_frames))
     rbdr = np.concatenate(([0.0], np.cumsum(regions_per_step) / R))
@@ -279,18 +322,21 @@ def components_to_regions(
 ) -> np.ndarray:
     """Option "components". heatmap: (H, W) in [0, 1] at frame resolution. Returns (n, 5)."""
     import cv2
-    from scipy import ndimage
 
     heat = np.asarray(heatmap, dtype=np.float32)
     boxes, scores = [], []
     for level in levels:
-        binary = (heat >= level).astype(np.uint8)
-        n, labels, stats, _ = cv2.connectedComponentsWithStats(binary, connectivity=8)
+        binary = heat >= level
+        n, labels, stats, _ = cv2.connectedComponentsWithStats(binary.view(np.uint8), connectivity=8)
         if n <= 1:
             continue
         x, y, w, h = (stats[1:, i] for i in range(4))
         boxes.append(np.column_stack([x, y, x + w - 1, y + h - 1]))
-        scores.append(np.asarray(ndimage.maximum(heat, labels, index=np.arange(1, n)), dtype=np.float64))
+        # Maximum per component over its own pixels (the pixels at or above the level): one unbuffered
+        # ufunc pass (scipy.ndimage.maximum sorts every pixel of the frame by label, ~10x slower).
+        best = np.full(n - 1, -np.inf, dtype=np.float32)
+        np.maximum.at(best, labels[binary] - 1, heat[binary])
+        scores.append(best.astype(np.float64))
     if not boxes:
         return np.zeros((0, 5), dtype=np.float64)
     return _finish(np.concatenate(boxes), np.concatenate(scores), min_area, max_regions)

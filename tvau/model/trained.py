@@ -38,6 +38,23 @@ def backbone_sha256(reference: str) -> str | None:
     return sha256_file(f)
 
 
+def model_digest(model_dir: str | Path) -> str:
+    """sha256 over the adapters and model.json of a trained-model directory: what "the same model"
+    means (the registry's candidate identity; the nightly scorer's skip test uses the same recipe)."""
+    import hashlib
+
+    from tvau.storage import sha256_file
+
+    model_dir = Path(model_dir)
+    h = hashlib.sha256()
+    for name in (ADAPTERS, MODEL_JSON):
+        f = model_dir / name
+        if not f.is_file():
+            raise TrainedModelError(f"{model_dir}: not a trained-model directory (no {name})")
+        h.update(name.encode() + b"\0" + sha256_file(f).encode() + b"\n")
+    return h.hexdigest()
+
+
 def model_card(model, params) -> dict[str, Any]:
     return {
         "format": MODEL_FORMAT,

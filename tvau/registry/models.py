@@ -2,6 +2,9 @@
 
 - A candidate is always registered (so a failing one can be inspected), tagged `gates=passed|failed`
   and `gate_failed.<gate>=<detail>` for each failed gate, and its validation metrics as `metric.<m>`.
+- Registration is idempotent: the version carries its candidate identity (tag `tvau.candidate_key`,
+  tvau.registry.pipeline.candidate_identity: adapters, data, code and evaluation digests); a later
+  run with the same identity and the same verdict reuses that version instead of adding one.
 - A passing candidate gets alias `challenger`. A failing one gets no alias and `promote` refuses it.
 - `promote` moves `champion`. Aliases keep no history, so each move is also written down twice:
   tags on the promoted version (`promoted_at/by/reason`, `replaced_version`), and one registered-model
@@ -21,6 +24,8 @@ from typing import Any
 from tvau.registry.gates import GateReport
 
 CHAMPION, CHALLENGER = "champion", "challenger"
+KEY_TAG = "tvau.candidate_key"
+IDENTITY_TAGS = ("adapters", "data", "code", "evaluation")  # tvau.<part>_digest tags beside the key
 HISTORY_PREFIX = "champion_history."
 
 
@@ -47,13 +52,36 @@ def _now() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
+def find_candidate(name: str, identity: dict[str, str] | None, passed: bool):
+    """The newest version of `name` registered with this candidate identity and the same gate verdict,
+    or None. (The verdict can differ for the same candidate only through the champion comparison;
+    a changed verdict is a new version, so every version's verdict stays what it was.)"""
+    from mlflow.exceptions import MlflowException
+
+    if not identity:
+        return None
+    c = _client()
+    try:
+        found = c.search_model_versions(f"name='{name}'")
+    except MlflowException:
+        return None
+    verdict = "passed" if passed else "failed"
+    same = [mv for mv in found if mv.tags.get(KEY_TAG) == identity["key"] and mv.tags.get("gates") == verdict]
+    if not same:
+        return None
+    return c.get_model_version(name, max(same, key=lambda mv: int(mv.version)).version)
+
+
 def register_candidate(model_uri: str, report: GateReport, metrics: dict[str, float | None], name: str = "tvau",
-                       pipeline_run: str | None = None):
-    """Register `model_uri` as a new version of `name` with its gate verdict; alias `challenger`
-    only if every gate passed. Returns the ModelVersion."""
+                       pipeline_run: str | None = None, identity: dict[str, str] | None = None):
+    """Register `model_uri` as a new version of `name` with its gate verdict (and its candidate
+    identity, for find_candidate); alias `challenger` only if every gate passed. Returns the ModelVersion."""
     import mlflow
 
     tags = {"gates": "passed" if report.passed else "failed"}
+    if identity:
+        tags[KEY_TAG] = identity["key"]
+        tags |= {f"tvau.{k}_digest": identity[k] for k in IDENTITY_TAGS if k in identity}
     for g in report.failed:
         tags[f"gate_failed.{g.name}"] = g.detail[:4900]
     for k, v in metrics.items():

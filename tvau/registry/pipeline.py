@@ -9,6 +9,7 @@ and promote it when the policy allows.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -137,6 +138,85 @@ def gate_candidate(root: str | Path, eval_json: str, policy_path: str, model_nam
     return evaluation, check_gates(evaluation, policy, champion_metrics(model_name))
 
 
+CODE_FILES = ("params.yaml", "dvc.yaml", "registry/policy.yaml")  # besides the tvau package and flows/
+
+
+def _tree_digest(files: list[tuple[str, Path]]) -> str:
+    from tvau.storage import sha256_file
+
+    h = hashlib.sha256()
+    for name, path in sorted(files):
+        h.update(f"{name}\0{sha256_file(path)}\n".encode())
+    return h.hexdigest()
+
+
+def code_digest(root: str | Path) -> str:
+    """sha256 over the code and configuration that make and judge a model: every .py file of the
+    installed tvau package (the one the stages run) and of <root>/flows, plus params.yaml, dvc.yaml
+    and the gate policy. Content only (no paths outside the package, no timestamps, no git state)."""
+    import tvau
+
+    root = Path(root)
+    pkg = Path(tvau.__file__).resolve().parent
+    files = [(f"tvau/{p.relative_to(pkg)}", p) for p in pkg.rglob("*.py") if "__pycache__" not in p.parts]
+    if (root / "flows").is_dir():
+        files += [(f"flows/{p.relative_to(root / 'flows')}", p) for p in (root / "flows").rglob("*.py")
+                  if "__pycache__" not in p.parts]
+    files += [(f, root / f) for f in CODE_FILES if (root / f).is_file()]
+    return _tree_digest(files)
+
+
+def candidate_identity(root: str | Path, model_dir: str | Path, eval_json: str | Path) -> dict[str, str]:
+    """What makes two retrain runs' candidates the same model version: the adapters (sha256 of the
+    adapters and model.json, tvau.model.trained.model_digest), the data (every DVC output hash in
+    dvc.lock, the same digests the run logs as MLflow datasets), the code (code_digest) and the
+    evaluation the gates read (its sha256). `key` hashes the four."""
+    from tvau.model.trained import model_digest
+    from tvau.registry.tracking import dvc_outputs
+    from tvau.storage import sha256_file
+
+    root = Path(root)
+    lock = root / "dvc.lock"
+    outs = {o.path: o.digest for o in dvc_outputs(lock)} if lock.is_file() else {}
+    ident = {"adapters": model_digest(root / model_dir),
+             "data": hashlib.sha256(json.dumps(outs, sort_keys=True).encode()).hexdigest(),
+             "code": code_digest(root),
+             "evaluation": sha256_file(root / eval_json)}
+    ident["key"] = hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()
+    return ident
+
+
+def register_or_reuse(run, root: str | Path, params: dict[str, Any], model_dir: str, evaluation: dict[str, Any],
+                      report: GateReport, model_name: str, bundle_backbone_mb: float):
+    """Log params, metrics, dvc.lock + datasets and the gate report to the parent run `run`
+    (tracking.PipelineRun), then register the model version (tagged with the verdict and its
+    candidate identity; `challenger` if it passed) -- or, when a version with the same identity and
+    verdict exists (models.find_candidate), reuse it: no second upload, no new version; the run is
+    tagged `tvau.reused_version`. Returns (ModelVersion, reused)."""
+    from tvau.registry import models
+    from tvau.registry.pyfunc import log_pyfunc
+
+    root = Path(root)
+    eval_json = params["registry"]["eval_json"]
+    identity = candidate_identity(root, model_dir, eval_json)
+    run.log(params=params, metrics={"gates_passed": float(report.passed),
+                                    "validation": {k: v for k, v in evaluation.items()
+                                                   if k in ("model", "baseline", "holdout", "majority_yes_no")}})
+    run.log_dvc(root)
+    tmp = root / ".tvau" / "tmp" / run.run_id
+    tmp.mkdir(parents=True, exist_ok=True)
+    (tmp / "gates.md").write_text(report.to_markdown())
+    (tmp / "gates.json").write_text(json.dumps(report.to_dict(), indent=1))
+    run.log(artifacts=[tmp / "gates.md", tmp / "gates.json", root / eval_json], artifact_dir="gates")
+    existing = models.find_candidate(model_name, identity, report.passed)
+    if existing is not None:
+        run.tag({"tvau.reused_version": str(existing.version), models.KEY_TAG: identity["key"]})
+        return existing, True
+    uri = log_pyfunc(root / model_dir, run.run_id, root=root, bundle_backbone_mb=bundle_backbone_mb)
+    values = {m: (v or {}).get("value") for m, v in (evaluation.get("model") or {}).items()}
+    return models.register_candidate(uri, report, values, model_name, pipeline_run=run.run_id, identity=identity), False
+
+
 @dataclass
 class RetrainSummary:
     """What one retrain run did; written to <out>/summary.json and read by the report page."""
@@ -151,6 +231,7 @@ class RetrainSummary:
     metrics_table: list[dict[str, Any]] = field(default_factory=list)
     evaluation: dict[str, Any] | None = None
     model_version: str | None = None
+    model_reused: bool = False  # same adapters, data, code and evaluation as model_version: not registered again
     promoted: bool = False
     champion_before: str | None = None
     champion_after: str | None = None

@@ -213,6 +213,11 @@ class PipelineRun:
             client().log_inputs(self.run_id, datasets=inputs)
         return outs
 
+    def tag(self, tags: dict[str, str]) -> None:
+        c = client()
+        for k, v in tags.items():
+            c.set_tag(self.run_id, k, v)
+
     def finish(self, status: str = "FINISHED") -> None:
         client().set_terminated(self.run_id, status)
 

@@ -49,6 +49,10 @@ class TrainConfig(Section):
     # AHD's logits. Clips beyond the budget are recomputed each time they come up.
     cache_features: bool = True
     cache_max_mb: int = Field(2048, ge=0)
+    # With the cache on, clips go through the vision tower this many at a time (one encode_videos
+    # call; fixed groups of the stage's clips in sorted order, so a clip's features never depend on
+    # which step first needed it). 1 = one clip per call; lower it if a group's taps do not fit.
+    encode_batch: int = Field(8, ge=1)
     seed: int = 0  # data order, dropout and initialisation of the run (the model seed is params.seed)
     # Footage the clips are cut from (a UBnormal-layout tree, as tvau construct build read it).
     footage: str = "data/synth"

@@ -130,6 +130,13 @@ class FeatureCache:
         return sum(FeatureCache._nbytes(v) for v in vars(value).values()
                    if isinstance(v, (torch.Tensor, list, tuple))) if hasattr(value, "__dict__") else 0
 
+    def put(self, key: str, value) -> None:
+        """Keep `value` (computed beside another clip's) if the budget allows."""
+        size = self._nbytes(value)
+        if self.enabled and self.used + size <= self.budget:
+            self.store[key] = value
+            self.used += size
+
     def get(self, key: str, make: Callable[[], Any]):
         if key in self.store:
             self.hits += 1
@@ -189,24 +196,53 @@ class Trainer:
         # sizes could exchange the wrong shards). There each rank recomputes the vision pass.
         self.cache = FeatureCache(self.cfg.cache_features and not (self.cfg.zero_stage == 3 and self.world > 1),
                                   self.cfg.cache_max_mb)
+        self.chunk_of = self._chunks()
         self.progress = progress and self.rank == 0
         self.anchors = self.model.backbone.anchors()
 
     # --- the frozen parts, once per clip ---
-    def _features(self, video: str, start: int):
+    def _constants(self, vis):
+        """What a step needs from one clip's vision pass: the taps (stage 1), or the merged tokens and
+        AHD's logits (stage 2, where AHD is frozen too)."""
         from tvau.model.backbone import VisionOutput
         from tvau.model.tvau import ClipEncoding
 
-        key = f"{video}@{start}"
         if self.stage == "ahd":
-            return self.cache.get(key, lambda: self.model.backbone.encode_video(self.reader(video, start)).taps)
+            return vis.taps
+        with torch.no_grad():
+            logits = self.model.ahd(vis.taps, self.anchors) if self.model.use_ahd else None
+        slim = VisionOutput(vis.video_embeds, [], vis.grid_thw, vis.frame_size, vis.num_frames)
+        return ClipEncoding(slim, logits)
+
+    def _chunks(self) -> dict[str, list[tuple[str, str, int]]]:
+        """Every clip of the stage in a fixed order, cut into groups of train.encode_batch: a clip's vision
+        pass is always run together with the same group (one encode_videos call), so its features are
+        the same bits whichever step first needs it, and a resumed run equals an uninterrupted one."""
+        clips = sorted({(s.video, s.start) for samples in self.samples.values() for s in samples})
+        out: dict[str, list[tuple[str, str, int]]] = {}
+        n = self.cfg.encode_batch
+        for i in range(0, len(clips), n):
+            group = [(f"{v}@{t}", v, t) for v, t in clips[i:i + n]]
+            for key, _, _ in group:
+                out[key] = group
+        return out
+
+    def _features(self, video: str, start: int):
+        key = f"{video}@{start}"
+        if not self.cache.enabled:  # nothing kept: one clip at a time
+            return self._constants(self.model.backbone.encode_video(self.reader(video, start)))
 
         def make():
-            vis = self.model.backbone.encode_video(self.reader(video, start))
-            with torch.no_grad():  # AHD is frozen in stage 2: its logits are constants too
-                logits = self.model.ahd(vis.taps, self.anchors) if self.model.use_ahd else None
-            slim = VisionOutput(vis.video_embeds, [], vis.grid_thw, vis.frame_size, vis.num_frames)
-            return ClipEncoding(slim, logits)
+            group = self.chunk_of[key]
+            visions = self.model.backbone.encode_videos([self.reader(v, t) for _, v, t in group])
+            mine = None
+            for (k, _, _), vis in zip(group, visions):
+                value = self._constants(vis)
+                if k == key:
+                    mine = value
+                elif k not in self.cache.store:
+                    self.cache.put(k, value)
+            return mine
 
         return self.cache.get(key, make)
 
