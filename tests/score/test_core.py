@@ -206,22 +206,3 @@ def test_s3_faults_are_retried_and_a_video_that_keeps_failing_is_reported(s3, ni
         for o in m["outputs"].values():
             assert hashlib.sha256(_get(client, o["uri"].removeprefix("s3://results/"))).hexdigest() == o["sha256"]
     assert not _objects(client, "results", f"n3/n3/{hopeless}/")  # the failed video left nothing
-
-
-def test_cascade_escalates_exactly_the_clips_at_or_above_the_level(s3_vars, night, model_dir, loader):
-    client = make_client(FAST)
-    _upload(client, night[:2], "n4")
-    probe = score_prefix("s3://footage/n4/", "s3://results/n4probe", str(model_dir), FAST, loader=loader,
-                         client=client)
-    peaks = sorted(r.max_score for r in probe)
-    level = (peaks[0] + peaks[1]) / 2  # one video's clip above, one below
-    cfg = ScoreConfig(escalate_level=level, questions=("Is there any anomaly in the video?",), max_new_tokens=2,
-                      backoff_s=0.01)
-    res = score_prefix("s3://footage/n4/", "s3://results/n4", str(model_dir), cfg, loader=loader,
-                       client=client)
-    for r in res:
-        d = json.loads(_get(client, f"n4/{r.key}/dialogue.json"))
-        want = [c["clip"] for c in d["clips"] if c["max_score"] >= level]
-        assert [e["clip"] for e in d["escalated"]] == want and r.escalated == len(want)
-        assert all(len(e["turns"]) == 1 and e["turns"][0]["question"] == cfg.questions[0] for e in d["escalated"])
-    assert sum(r.escalated for r in res) == 1 and sum(r.clips for r in res) == 2
