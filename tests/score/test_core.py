@@ -206,3 +206,19 @@ def test_s3_faults_are_retried_and_a_video_that_keeps_failing_is_reported(s3, ni
         for o in m["outputs"].values():
             assert hashlib.sha256(_get(client, o["uri"].removeprefix("s3://results/"))).hexdigest() == o["sha256"]
     assert not _objects(client, "results", f"n3/n3/{hopeless}/")  # the failed video left nothing
+
+
+def test_lineage_of_a_manifest_scored_with_a_model_directory(night_run, s3_vars, model_dir):
+    """`tvau lineage s3://.../manifest.json` for a model directory: the chain stops at the model's
+    digest (no registry version, no run), the input is the footage as uploaded."""
+    from tvau.lineage import format_text, lineage
+
+    client = night_run["client"]
+    r = next(r for r in night_run["results"] if r.status == "scored")
+    info = lineage(r.output)
+    src = _get(client, r.key, bucket="footage")
+    assert info["input"]["key"] == r.key and info["input"]["sha256"] == hashlib.sha256(src).hexdigest()
+    assert info["input"]["size"] == len(src) and info["input"]["etag"] == hashlib.md5(src).hexdigest()
+    assert info["model"]["uri"] == str(model_dir) and info["model"]["version"] is None and info["training"] is None
+    assert set(info["outputs"]) == set(OUTPUTS)
+    assert "not a registered version" in format_text(info)

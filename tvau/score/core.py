@@ -41,6 +41,7 @@ from tvau.score.s3io import (
     ObjectRef,
     S3Error,
     delete_object,
+    get_bytes,
     get_json,
     list_objects,
     make_client,
@@ -492,9 +493,16 @@ def score_prefix(input_prefix: str, output_prefix: str, model_uri: str, cfg: Sco
 
 def read_manifest(uri: str, client=None, cfg: ScoreConfig | None = None) -> dict:
     """A scored video's manifest (for `tvau lineage s3://.../manifest.json`: output -> model
-    version -> run -> data -> footage). Raises ValueError when it is missing or not a manifest."""
+    version -> run -> data -> footage). Raises ValueError when it is missing or not a manifest,
+    S3Error when S3 keeps failing."""
     cfg = cfg or ScoreConfig()
-    m = get_json(client or make_client(cfg), uri, cfg)
-    if m is None or m.get("format") != MANIFEST_FORMAT:
+    data = get_bytes(client or make_client(cfg), uri, cfg)
+    if data is None:
+        raise ValueError(f"{uri}: no such object (no manifest: not scored, or a wrong key)")
+    try:
+        m = json.loads(data)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        m = None
+    if not isinstance(m, dict) or m.get("format") != MANIFEST_FORMAT:
         raise ValueError(f"{uri}: not a scoring manifest ({MANIFEST_FORMAT})")
     return m
