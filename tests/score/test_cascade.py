@@ -9,7 +9,7 @@ import math
 import numpy as np
 import pytest
 
-from tvau.score.cascade import cascade_figures, clip_table, is_yes
+from tvau.score.cascade import bound_level, cascade_figures, clip_table, is_yes
 from tvau.score.config import ScoreConfig
 
 
@@ -39,6 +39,8 @@ def test_figures_against_hand_counts():
     assert f["recall_everywhere"]["value"] == pytest.approx(3 / 4)
     assert f["recall_cascade"]["value"] == pytest.approx(2 / 4)  # a1 (heat 0.4) is never asked
     assert f["recall_drop_points"]["value"] == pytest.approx(25.0)
+    # the bound (anomalous clips not escalated: a1) holds, and is reached here since a1 says yes
+    assert f["recall_drop_bound_points"]["value"] == pytest.approx(25.0)
     lm_all, lm_esc, vision = 7 * 3.0 + 5.0, 3 * 3.0 + 5.0, 8 * 1.0
     assert f["lm_compute_saved"]["value"] == pytest.approx(1 - lm_esc / lm_all)
     assert f["compute_saved"]["value"] == pytest.approx(1 - (vision + lm_esc) / (vision + lm_all))
@@ -46,6 +48,17 @@ def test_figures_against_hand_counts():
         lo, v, hi = f[key]["low"], f[key]["value"], f[key]["high"]
         assert lo is not None and lo <= v + 1e-9 and v <= hi + 1e-9, key
     assert f["heatmap_recall"]["low"] < f["heatmap_recall"]["high"]  # videos differ: the interval is not a point
+
+
+def test_bound_level_keeps_the_drop_bound():
+    # anomalous maxima 0.95, 0.9, 0.8, 0.4: every one must stay escalated for a 2-point bound
+    assert bound_level(ROWS, 2.0) == pytest.approx(0.4)
+    assert bound_level(ROWS, 25.0) == pytest.approx(0.8)  # one of four may be lost
+    for drop in (2.0, 25.0):
+        f = cascade_figures(ROWS, bound_level(ROWS, drop), n_boot=10)
+        assert f["recall_drop_bound_points"]["value"] <= drop
+        assert f["recall_drop_points"]["value"] <= f["recall_drop_bound_points"]["value"]
+    assert bound_level([r for r in ROWS if not r["anomalous"]]) is None
 
 
 def test_recall_is_undefined_when_the_dialogue_never_says_yes():

@@ -15,6 +15,10 @@ Measurable with any model:
 - compute saved: 1 - time of (vision on every clip + dialogue on escalated clips) / time of
   (vision + dialogue on every clip), and the language model's share alone;
 - the dialogue's yes-rate (first answer starts with "yes") on anomalous and on normal clips.
+- a bound on the recall drop that holds for ANY dialogue: an anomalous clip the cascade loses is
+  one the heatmap did not escalate, so drop <= 100 * (1 - heatmap recall) points. `bound_level`
+  is the highest level whose bound stays within the issue's 2 points on this split (the level to
+  put in params.yaml, chosen on validation).
 
 Measurable only when the model says "yes" to some anomalous clip: recall answering everywhere
 (anomalous clips answered "yes") vs through the cascade (escalated AND "yes"), and the drop in
@@ -83,6 +87,17 @@ def clip_table(model_uri: str, data_dir: str | Path, split: str = "validation", 
     return rows
 
 
+def bound_level(rows: Sequence[dict], max_drop_points: float = 2.0) -> float | None:
+    """The highest level at which at least (100 - max_drop_points)% of the anomalous clips are
+    escalated (so the cascade loses at most max_drop_points of recall, whatever the dialogue
+    answers); None without anomalous clips."""
+    heat = np.sort([r["heat_max"] for r in rows if r["anomalous"]])[::-1]
+    if not len(heat):
+        return None
+    need = int(np.ceil(len(heat) * (1 - max_drop_points / 100) - 1e-9))  # clips that must reach the level
+    return float(heat[max(need, 1) - 1])
+
+
 def _share(num: np.ndarray, den: np.ndarray) -> float | None:
     d = den.sum()
     return float(num.sum() / d) if d else None
@@ -130,6 +145,10 @@ def cascade_figures(rows: Sequence[dict], level: float, n_boot: int = 1000, seed
         lm = c["lm"][i].sum()
         return 1 - c["lm_esc"][i].sum() / lm if lm else None
 
+    def f_bound(i):
+        r = f_heat_recall(i)
+        return None if r is None else 100 * (1 - r)
+
     def f_yes(i):
         return _share(c["yes"][i], c["clips"][i])
 
@@ -162,6 +181,7 @@ def cascade_figures(rows: Sequence[dict], level: float, n_boot: int = 1000, seed
         "escalation_rate": fig(f_escalation),
         "heatmap_recall": fig(f_heat_recall),  # anomalous clips escalated / anomalous clips
         "escalated_anomalous_share": fig(f_esc_precision),
+        "recall_drop_bound_points": fig(f_bound),  # holds for any dialogue
         "compute_saved": fig(f_saved),  # vision + dialogue
         "lm_compute_saved": fig(f_lm_saved),  # dialogue alone
         "yes_rate": fig(f_yes), "yes_rate_anomalous": fig(f_yes_anom), "yes_rate_normal": fig(f_yes_normal),
