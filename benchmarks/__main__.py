@@ -1,4 +1,9 @@
-"""Run every benchmark (or those named on the command line) and print one table."""
+"""Run every benchmark (or those named on the command line) and print one table.
+
+    python -m benchmarks [NAME ...] [--model MODEL_URI_OR_DIR] [--data DATASET_DIR]
+
+--model / --data set TVAU_BENCH_MODEL / TVAU_BENCH_DATA for the benchmarks that read them (score,
+cascade): rerun the same measurement on a better model or other footage."""
 
 from __future__ import annotations
 
@@ -12,8 +17,33 @@ from rich.table import Table
 import benchmarks
 from benchmarks.common import Row
 
+OPTIONS = {"--model": "TVAU_BENCH_MODEL", "--data": "TVAU_BENCH_DATA"}
+
+
+def _options(argv: list[str]) -> list[str] | None:
+    """Set the environment variables of --model/--data; the remaining arguments (names), or None
+    after printing the problem."""
+    import os
+
+    rest = []
+    it = iter(argv)
+    for a in it:
+        opt, eq, val = a.partition("=")
+        if opt in OPTIONS:
+            val = val if eq else next(it, None)
+            if not val:
+                print(f"{opt} needs a value", file=sys.stderr)
+                return None
+            os.environ[OPTIONS[opt]] = val
+        else:
+            rest.append(a)
+    return rest
+
 
 def main(argv: list[str]) -> int:
+    argv = _options(argv)
+    if argv is None:
+        return 2
     names = sorted(m.name for m in pkgutil.iter_modules(benchmarks.__path__) if m.name.startswith("bench_"))
     if argv:
         unknown = [a for a in argv if f"bench_{a}" not in names and a not in names]

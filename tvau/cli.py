@@ -46,12 +46,17 @@ app.add_typer(registry_app, name="registry", help="Registered model versions, ga
 
 @app.command("lineage")
 def lineage_cmd(
-    uri: str = typer.Argument(..., help="Model URI: models:/tvau@champion or models:/tvau/3."),
-    as_json: bool = typer.Option(False, "--json", help="Print JSON (model, version, run_id, git_commit, params, "
-                                 "metrics, datasets, footage)."),
+    uri: str = typer.Argument(..., help="Model URI (models:/tvau@champion, models:/tvau/3) or a scoring "
+                              "manifest's S3 URI (s3://bucket/prefix/<video key>/manifest.json; endpoint and "
+                              "credentials from AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY)."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON. A model: model, version, aliases, uri, run_id, "
+                                 "git_commit, params, metrics, datasets, footage. A manifest: manifest, format, "
+                                 "scored_at, params_hash, code_version, outputs, model, input, training (the "
+                                 "model's lineage, null for an unregistered model)."),
     params: Path = typer.Option(Path("params.yaml"), "--params", help="Parameters file (registry section)."),
 ) -> None:
-    """Trace a model back to its run, git commit, parameters, DVC datasets and footage (sha256)."""
+    """Trace a model back to its run, git commit, parameters, DVC datasets and footage (sha256); or a
+    scored video's outputs back to its input and the model version that scored it."""
     import json
 
     from tvau.config import ParamsError, load_params
@@ -64,9 +69,8 @@ def lineage_cmd(
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
     root = params.resolve().parent
-    configure(cfg, root)
     try:
-        info = lineage(uri, root)
+        info = lineage(uri, root, connect=lambda: configure(cfg, root))
     except LineageError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None

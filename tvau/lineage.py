@@ -9,8 +9,17 @@ dependency): their outputs are the raw footage. Each footage file is read from t
 md5 (so the answer describes exactly the bytes trained on, whatever the workspace holds now) and
 hashed with sha256.
 
-Entry point: `lineage(uri)`; it dispatches on the URI's scheme (`SCHEMES`), so other kinds of
-artifact (e.g. a nightly scoring manifest on S3) can be traced by adding a resolver there.
+A nightly scoring manifest on S3 (`s3://bucket/prefix/<video key>/manifest.json`, written by
+tvau.score.core) is traced one step further back from its outputs:
+
+    outputs (sha256 each) --> model version (name, version, digest) --> run --> datasets --> footage
+                          --> the scored input (key, size, ETag, sha256)
+
+The S3 endpoint and credentials come from the standard AWS_ENDPOINT_URL / AWS_ACCESS_KEY_ID /
+AWS_SECRET_ACCESS_KEY variables. A manifest scored with a plain model directory (no registry
+version) stops at the model digest: its `training` is null.
+
+Entry point: `lineage(uri)`; it dispatches on the URI's scheme (`SCHEMES`).
 """
 
 from __future__ import annotations
@@ -85,12 +94,15 @@ def _footage(root: Path, path: str, digest: str) -> list[dict[str, Any]]:
     return sorted(out, key=lambda f: f["path"])
 
 
-def model_lineage(uri: str, root: str | Path = ".") -> dict[str, Any]:
-    """The lineage of a registered model (models:/NAME@ALIAS or models:/NAME/VERSION)."""
+def model_lineage(uri: str, root: str | Path = ".", connect: Callable[[], Any] | None = None) -> dict[str, Any]:
+    """The lineage of a registered model (models:/NAME@ALIAS or models:/NAME/VERSION). `connect`
+    points MLflow at the store first (None: the caller already did)."""
     from mlflow.exceptions import MlflowException
 
     from tvau.registry.tracking import GIT_COMMIT_TAG, client
 
+    if connect is not None:
+        connect()
     root = Path(root).resolve()
     mv = _model_version(uri)
     if not mv.run_id:
@@ -122,21 +134,88 @@ def model_lineage(uri: str, root: str | Path = ".") -> dict[str, Any]:
     }
 
 
-# URI scheme -> resolver. Scoring (S) adds "s3://" for a nightly scoring manifest.
-SCHEMES: dict[str, Callable[[str, Path], dict[str, Any]]] = {"models:/": model_lineage}
+def manifest_lineage(uri: str, root: str | Path = ".", connect: Callable[[], Any] | None = None) -> dict[str, Any]:
+    """The lineage of a scored video: its manifest's outputs and input, and the model version's
+    training lineage (model_lineage) when it was scored with a registered version. The registry is
+    only reached (`connect`) once the manifest has been read."""
+    from tvau.score.config import ScoreConfig
+    from tvau.score.core import read_manifest
+    from tvau.score.s3io import S3Error, make_client
+    from tvau.storage import split_s3
+
+    try:
+        _, key = split_s3(uri)
+    except ValueError:
+        key = ""
+    if key.rsplit("/", 1)[-1] != "manifest.json":
+        raise LineageError(f"{uri}: expected s3://bucket/prefix/<video key>/manifest.json")
+    # Few attempts: a lineage query is interactive, a dead endpoint should answer in seconds.
+    cfg = ScoreConfig(max_attempts=2, backoff_s=0.1, read_timeout_s=10)
+    try:
+        m = read_manifest(uri, make_client(cfg), cfg)
+    except ValueError as exc:  # missing, unreadable or not a manifest
+        raise LineageError(str(exc)) from None
+    except S3Error as exc:
+        raise LineageError(f"{uri}: cannot read the manifest ({exc})") from None
+    except Exception as exc:  # noqa: BLE001 - botocore's configuration errors (no credentials, bad endpoint)
+        raise LineageError(f"{uri}: cannot read the manifest ({type(exc).__name__}: {exc})") from None
+    model = m.get("model") or {}
+    training = None
+    if model.get("name") and model.get("version"):
+        version_uri = f"models:/{model['name']}/{model['version']}"
+        try:
+            training = model_lineage(version_uri, root, connect)
+        except LineageError as exc:
+            raise LineageError(f"{uri}: {exc}") from None
+        if model.get("run_id") and training["run_id"] != model["run_id"]:
+            raise LineageError(f"{uri}: scored by run {model['run_id']} but {version_uri} is now run "
+                               f"{training['run_id']} (the registry was rebuilt?)")
+    return {
+        "manifest": uri,
+        "format": m.get("format"),
+        "scored_at": m.get("scored_at"),
+        "params_hash": m.get("params_hash"),
+        "code_version": m.get("code_version"),
+        "outputs": m.get("outputs") or {},
+        "model": {k: model.get(k) for k in ("uri", "name", "version", "run_id", "digest")},
+        "input": {k: (m.get("input") or {}).get(k) for k in ("uri", "bucket", "key", "size", "etag", "sha256")},
+        "training": training,
+    }
 
 
-def lineage(uri: str, root: str | Path = ".") -> dict[str, Any]:
+# URI scheme -> resolver.
+SCHEMES: dict[str, Callable[[str, Path, Callable[[], Any] | None], dict[str, Any]]] = {"models:/": model_lineage,
+                                                             "s3://": manifest_lineage}
+
+
+def lineage(uri: str, root: str | Path = ".", connect: Callable[[], Any] | None = None) -> dict[str, Any]:
+    """Trace `uri`; `connect()` points MLflow at the store when the chain reaches the registry."""
     for prefix, resolver in SCHEMES.items():
         if uri.startswith(prefix):
-            return resolver(uri, Path(root))
+            return resolver(uri, Path(root), connect)
     raise LineageError(f"{uri}: cannot trace this kind of URI (known: {', '.join(SCHEMES)})")
 
 
-def format_text(info: dict[str, Any]) -> str:
+def _format_model(info: dict[str, Any]) -> list[str]:
     lines = [f"model     {info['model']} version {info['version']} ({', '.join(info['aliases']) or 'no alias'})",
              f"run       {info['run_id']}", f"commit    {info['git_commit']}", "datasets (DVC hash):"]
     lines += [f"  {d['digest']}  {d['path']}  [{d['stage']}]" for d in info["datasets"]]
     lines.append(f"footage ({len(info['footage'])} files, sha256):")
     lines += [f"  {f['sha256']}  {f['path']}" for f in info["footage"]]
+    return lines
+
+
+def format_text(info: dict[str, Any]) -> str:
+    if "manifest" not in info:
+        return "\n".join(_format_model(info))
+    inp, mdl = info["input"], info["model"]
+    lines = [f"manifest  {info['manifest']}", f"scored    {info['scored_at']}  params {info['params_hash']}",
+             "outputs (sha256):"]
+    lines += [f"  {o.get('sha256')}  {o.get('uri')}" for _, o in sorted(info["outputs"].items())]
+    lines += [f"input     {inp['uri']}", f"          {inp['size']} bytes  ETag {inp['etag']}  sha256 {inp['sha256']}",
+              f"scored by {mdl['uri']} (digest {mdl['digest']})"]
+    if info["training"] is None:
+        lines.append("training  unknown: scored with a model directory, not a registered version")
+    else:
+        lines += _format_model(info["training"])
     return "\n".join(lines)

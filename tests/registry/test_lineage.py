@@ -1,5 +1,6 @@
 """Lineage: model version -> run -> git commit, params -> dataset digests equal to dvc.lock -> footage
-files with sha256, in a real git + DVC repository built in tmp (two stages: footage, then an index)."""
+files with sha256, in a real git + DVC repository built in tmp (two stages: footage, then an index);
+and a scoring manifest on the real S3 server (rclone, loopback) -> outputs, input, that version."""
 
 from __future__ import annotations
 
@@ -105,4 +106,83 @@ def test_lineage_resolves_to_dvc_lock_and_footage(store, model_dir, dvc_repo, tm
     r = CliRunner().invoke(app, ["lineage", "models:/tvau@nothing", "--params", str(params)])
     assert r.exit_code == 2 and r.stderr.startswith("error: models:/tvau@nothing") and "Traceback" not in r.output
     with pytest.raises(LineageError, match="cannot trace"):
-        lineage("s3://bucket/manifest.json", dvc_repo)
+        lineage("ftp://bucket/manifest.json", dvc_repo)
+
+
+MANIFEST_KEYS = {"manifest", "format", "scored_at", "params_hash", "code_version", "outputs", "model", "input",
+                 "training"}
+MODEL_KEYS = {"model", "version", "aliases", "uri", "run_id", "git_commit", "params", "metrics", "datasets",
+              "footage"}
+
+
+def test_lineage_of_a_scoring_manifest_on_s3(store, model_dir, dvc_repo, tmp_path, monkeypatch):
+    """Score a video in S3 with the registered champion, then trace its manifest: outputs (their
+    bytes hash as recorded) -> model version -> run -> DVC datasets -> footage, and the input's key,
+    size, ETag and sha256 computed here from the uploaded bytes."""
+    import numpy as np
+
+    from tvau.cli import app
+    from tvau.s3server import running_s3_server
+    from tvau.score.config import ScoreConfig
+    from tvau.score.core import score_prefix
+    from tvau.score.s3io import make_client
+    from tvau.video import VideoWriter
+
+    run = PipelineRun.start(store, dvc_repo, name="scored")
+    run.log_dvc(dvc_repo)
+    gates = check_gates(_helpers.eval_report(), load_policy(REPO / "registry" / "policy.yaml"))
+    mv = models.register_candidate(log_pyfunc(model_dir, run.run_id), gates, {"micro_auc": 0.97}, "tvau")
+    models.promote("tvau", mv.version, why="scoring lineage test")
+    run.finish()
+
+    video = tmp_path / "cam.mp4"
+    with VideoWriter(video, 24.0, 64, 64) as w:
+        for t in range(16):
+            w.write(np.full((64, 64, 3), 10 * t, np.uint8))
+    data = video.read_bytes()
+    params = dvc_repo / "params.yaml"
+    params.write_text(f"seed: 3\nregistry:\n  store_dir: {tmp_path / 'mlflow'}\n")
+    with running_s3_server(buckets=("footage", "results"), data_dir=tmp_path / "s3") as env:
+        for k, v in env.items():
+            monkeypatch.setenv(k, v)
+        cfg = ScoreConfig(escalate_level=1.0, clip_frames=8, stride=8, backoff_s=0.01)
+        client = make_client(cfg)
+        client.put_object(Bucket="footage", Key="night/cam 1.mp4", Body=data)
+        res = score_prefix("s3://footage/night/", "s3://results/out", "models:/tvau@champion", cfg, client=client)
+        assert [r.status for r in res] == ["scored"], res
+        uri = res[0].output
+        info = lineage(uri, dvc_repo)
+        assert info["manifest"] == uri and set(info) == MANIFEST_KEYS
+        assert info["input"] == {"uri": "s3://footage/night/cam 1.mp4", "bucket": "footage", "key": "night/cam 1.mp4",
+                                 "size": len(data), "etag": hashlib.md5(data).hexdigest(),
+                                 "sha256": hashlib.sha256(data).hexdigest()}
+        assert info["model"]["name"] == "tvau" and info["model"]["version"] == str(mv.version)
+        assert info["model"]["run_id"] == run.run_id and info["model"]["uri"] == "models:/tvau@champion"
+        assert len(info["outputs"]) == 6
+        for o in info["outputs"].values():
+            body = client.get_object(Bucket="results", Key=o["uri"].removeprefix("s3://results/"))["Body"].read()
+            assert hashlib.sha256(body).hexdigest() == o["sha256"]
+        t = info["training"]
+        assert set(t) == MODEL_KEYS and t["run_id"] == run.run_id and t["version"] == str(mv.version)
+        lock = yaml.safe_load((dvc_repo / "dvc.lock").read_text())
+        assert {d["path"]: d["digest"] for d in t["datasets"]} == {o["path"]: o["md5"] for s in lock["stages"].values()
+                                                                   for o in s["outs"]}
+        videos = sorted((dvc_repo / "data" / "synth").rglob("*.mp4"))
+        assert [f["sha256"] for f in t["footage"]] == [hashlib.sha256(p.read_bytes()).hexdigest() for p in videos]
+
+        # The CLI: only JSON with --json (stable keys), text naming the chain without it.
+        r = CliRunner().invoke(app, ["lineage", uri, "--json", "--params", str(params)])
+        assert r.exit_code == 0, r.output
+        out = json.loads(r.stdout)
+        assert set(out) == MANIFEST_KEYS and set(out["training"]) == MODEL_KEYS and out["input"] == info["input"]
+        r = CliRunner().invoke(app, ["lineage", uri, "--params", str(params)])
+        assert r.exit_code == 0 and f"version {mv.version}" in r.stdout and hashlib.sha256(data).hexdigest() in r.stdout
+        # A missing manifest, a URI that is no manifest's, a JSON that is no manifest, a bucket that does
+        # not exist: one line naming the URI, exit 2.
+        client.put_object(Bucket="results", Key="out/fake/manifest.json", Body=b'{"format": "other"}')
+        for bad in ("s3://results/out/night/nothing.mp4/manifest.json", "s3://results/out/night/",
+                    "s3://results/out/fake/manifest.json", "s3://nobucket/x/manifest.json",
+                    uri.replace("manifest.json", "dialogue.json"), "s3://"):
+            r = CliRunner().invoke(app, ["lineage", bad, "--json", "--params", str(params)])
+            assert r.exit_code == 2, (bad, r.output)
+            assert r.stdout == "" and r.stderr.startswith(f"error: {bad}") and r.stderr.count("\n") == 1, r.stderr

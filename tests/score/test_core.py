@@ -208,20 +208,17 @@ def test_s3_faults_are_retried_and_a_video_that_keeps_failing_is_reported(s3, ni
     assert not _objects(client, "results", f"n3/n3/{hopeless}/")  # the failed video left nothing
 
 
-def test_cascade_escalates_exactly_the_clips_at_or_above_the_level(s3_vars, night, model_dir, loader):
-    client = make_client(FAST)
-    _upload(client, night[:2], "n4")
-    probe = score_prefix("s3://footage/n4/", "s3://results/n4probe", str(model_dir), FAST, loader=loader,
-                         client=client)
-    peaks = sorted(r.max_score for r in probe)
-    level = (peaks[0] + peaks[1]) / 2  # one video's clip above, one below
-    cfg = ScoreConfig(escalate_level=level, questions=("Is there any anomaly in the video?",), max_new_tokens=2,
-                      backoff_s=0.01)
-    res = score_prefix("s3://footage/n4/", "s3://results/n4", str(model_dir), cfg, loader=loader,
-                       client=client)
-    for r in res:
-        d = json.loads(_get(client, f"n4/{r.key}/dialogue.json"))
-        want = [c["clip"] for c in d["clips"] if c["max_score"] >= level]
-        assert [e["clip"] for e in d["escalated"]] == want and r.escalated == len(want)
-        assert all(len(e["turns"]) == 1 and e["turns"][0]["question"] == cfg.questions[0] for e in d["escalated"])
-    assert sum(r.escalated for r in res) == 1 and sum(r.clips for r in res) == 2
+def test_lineage_of_a_manifest_scored_with_a_model_directory(night_run, s3_vars, model_dir):
+    """`tvau lineage s3://.../manifest.json` for a model directory: the chain stops at the model's
+    digest (no registry version, no run), the input is the footage as uploaded."""
+    from tvau.lineage import format_text, lineage
+
+    client = night_run["client"]
+    r = next(r for r in night_run["results"] if r.status == "scored")
+    info = lineage(r.output)
+    src = _get(client, r.key, bucket="footage")
+    assert info["input"]["key"] == r.key and info["input"]["sha256"] == hashlib.sha256(src).hexdigest()
+    assert info["input"]["size"] == len(src) and info["input"]["etag"] == hashlib.md5(src).hexdigest()
+    assert info["model"]["uri"] == str(model_dir) and info["model"]["version"] is None and info["training"] is None
+    assert set(info["outputs"]) == set(OUTPUTS)
+    assert "not a registered version" in format_text(info)

@@ -41,6 +41,7 @@ from tvau.score.s3io import (
     ObjectRef,
     S3Error,
     delete_object,
+    get_bytes,
     get_json,
     list_objects,
     make_client,
@@ -316,7 +317,7 @@ def _analyse(path: Path, meta, loaded: LoadedModel, cfg: ScoreConfig, timings: d
     """Decode, run the cascade, and build every output file in memory (they are small)."""
     from tvau.video import VideoWriter
 
-    cm = ClipModel(loaded)
+    cm = ClipModel(loaded, cfg.clips_per_call)
     tp = int(loaded.model.backbone.preprocessor.temporal_patch_size)  # frames per heatmap slice
     H, W = loaded.input_size
     src_size = (meta.height, meta.width)
@@ -357,22 +358,30 @@ def _analyse(path: Path, meta, loaded: LoadedModel, cfg: ScoreConfig, timings: d
                     best = (score, frame)
 
         pending: list = []
+        # Escalated clips wait here (row, encoding) until `clips_per_call` of them can be decoded
+        # together, or the video ends: fewer, fuller language-model calls when few clips escalate.
+        waiting: list[tuple[dict, object]] = []
+
+        def ask(everything: bool) -> None:
+            while waiting and (everything or len(waiting) >= cfg.clips_per_call):
+                group = waiting[: cfg.clips_per_call]
+                del waiting[: cfg.clips_per_call]
+                answers = cm.ask([enc for _, enc in group], cfg.questions, cfg.max_new_tokens)
+                dialogue.extend({**row, "turns": turns} for (row, _), turns in zip(group, answers, strict=True))
 
         def run(group):
-            encs, heats = cm.heatmaps([c.frames for c in group])
-            up = [i for i, h in enumerate(heats) if float(h.max()) >= cfg.escalate_level]
-            answers = cm.ask([encs[i] for i in up], cfg.questions, cfg.max_new_tokens) if up else []
-            by_clip = dict(zip(up, answers, strict=True))
-            for k, (c, h) in enumerate(zip(group, heats, strict=True)):
+            encs, heats = cm.heatmaps([c.frames for c in group])  # one vision call for the group
+            for c, enc, h in zip(group, encs, heats, strict=True):
                 acc.add(c, h, tp)
                 row = {"clip": c.index, "start_frame": c.source_frames[0], "end_frame": c.source_frames[-1],
                        "start_s": c.source_frames[0] / meta.fps, "end_s": c.source_frames[-1] / meta.fps,
-                       "max_score": float(h.max()), "escalated": k in by_clip}
+                       "max_score": float(h.max()), "escalated": float(h.max()) >= cfg.escalate_level}
                 clip_rows.append(row)
-                if k in by_clip:
-                    dialogue.append({**row, "turns": by_clip[k]})
+                if row["escalated"]:
+                    waiting.append((row, enc))
                 # Frames before the next clip's start are final now.
                 finish(acc.release(c.start + cfg.stride))
+            ask(everything=False)
 
         stats: dict = {}
         for clip in iter_sampled_clips(path, cfg, (H, W), meta.fps, stats=stats):
@@ -382,6 +391,7 @@ def _analyse(path: Path, meta, loaded: LoadedModel, cfg: ScoreConfig, timings: d
                 pending = []
         if pending:
             run(pending)
+        ask(everything=True)
         finish(acc.release(None))
         if meta.num_frames and stats["decoded"] < 0.9 * meta.num_frames:
             raise BadVideo("truncated", f"{stats['decoded']} of {meta.num_frames} declared frames could be decoded")
@@ -483,9 +493,16 @@ def score_prefix(input_prefix: str, output_prefix: str, model_uri: str, cfg: Sco
 
 def read_manifest(uri: str, client=None, cfg: ScoreConfig | None = None) -> dict:
     """A scored video's manifest (for `tvau lineage s3://.../manifest.json`: output -> model
-    version -> run -> data -> footage). Raises ValueError when it is missing or not a manifest."""
+    version -> run -> data -> footage). Raises ValueError when it is missing or not a manifest,
+    S3Error when S3 keeps failing."""
     cfg = cfg or ScoreConfig()
-    m = get_json(client or make_client(cfg), uri, cfg)
-    if m is None or m.get("format") != MANIFEST_FORMAT:
+    data = get_bytes(client or make_client(cfg), uri, cfg)
+    if data is None:
+        raise ValueError(f"{uri}: no such object (no manifest: not scored, or a wrong key)")
+    try:
+        m = json.loads(data)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        m = None
+    if not isinstance(m, dict) or m.get("format") != MANIFEST_FORMAT:
         raise ValueError(f"{uri}: not a scoring manifest ({MANIFEST_FORMAT})")
     return m

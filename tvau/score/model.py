@@ -3,8 +3,10 @@ and the clip-level calls of the cascade.
 
 Loading goes through ONE function, `load_trained_model`, which calls
 `tvau.model.trained.load_trained` (CONTRACT.md, written by the training stream). `ClipModel` is
-the only place that calls the model: it takes lists of clips so that switching to the batched
-entry points (`TVAU.encode_batch` / `chat_batch`) is a change inside it, not in the pipeline.
+the only place that calls the model, through its batched entry points: up to `clips_per_call`
+clips go through the vision tower and AHD in one `TVAU.encode_batch` call, and the dialogues of
+up to `clips_per_call` escalated clips are decoded together, one `TVAU.chat_batch` call per
+question (one left-padded prefill and one KV cache for all of them).
 """
 
 from __future__ import annotations
@@ -122,44 +124,57 @@ class ModelTimer:
     frames: int = 0
 
 
+def chunks(items: Sequence, size: int) -> list[Sequence]:
+    return [items[i:i + size] for i in range(0, len(items), size)]
+
+
 @dataclass
 class ClipModel:
-    """Cascade calls on groups of clips; the one place to switch to batched model calls."""
+    """Cascade calls on groups of clips, `clips_per_call` at a time through the batched model."""
 
     loaded: LoadedModel
+    clips_per_call: int = 4
     timer: ModelTimer = field(default_factory=ModelTimer)
 
+    def __post_init__(self):
+        if self.clips_per_call < 1:
+            raise ValueError(f"clips_per_call must be >= 1, got {self.clips_per_call}")
+
     def heatmaps(self, clips: Sequence[np.ndarray]) -> tuple[list, list[np.ndarray]]:
-        """Encodings and patch-resolution heatmaps (T', H', W') float32 of each clip."""
+        """Encodings and patch-resolution heatmaps (T', H', W') float32 of each clip: one vision
+        tower + AHD call per `clips_per_call` clips."""
         import torch
 
         t0 = time.perf_counter()
+        model = self.loaded.model
         encs, heats = [], []
         with torch.inference_mode():
-            for clip in clips:  # G's encode_batch(clips) replaces this loop
-                enc = self.loaded.model.encode(clip)
-                encs.append(enc)
-                heats.append(self.loaded.model.heatmap(enc).numpy().astype(np.float32))
+            for group in chunks(list(clips), self.clips_per_call):
+                got = model.encode_batch(group)
+                encs += got
+                heats += [model.heatmap(e).numpy().astype(np.float32) for e in got]
         self.timer.vision_s += time.perf_counter() - t0
         self.timer.clips += len(clips)
         self.timer.frames += sum(len(c) for c in clips)
         return encs, heats
 
     def ask(self, encs: Sequence, questions: Sequence[str], max_new_tokens: int) -> list[list[dict]]:
-        """The questions as one multi-turn dialogue per clip: [[{"question", "answer"}, ...], ...]."""
+        """The questions as one multi-turn dialogue per clip: [[{"question", "answer"}, ...], ...].
+        The dialogues of `clips_per_call` clips advance together, one batched turn per question."""
         import torch
 
         t0 = time.perf_counter()
-        out = []
+        out: list[list[dict]] = []
         with torch.inference_mode():
-            for enc in encs:  # G's chat_batch(encs, question) replaces this loop, turn by turn
-                history: list[tuple[str, str]] = []
-                turns = []
+            for group in chunks(list(encs), self.clips_per_call):
+                histories: list[list[tuple[str, str]]] = [[] for _ in group]
+                turns: list[list[dict]] = [[] for _ in group]
                 for q in questions:
-                    r = self.loaded.model.chat(enc, q, history=history, max_new_tokens=max_new_tokens)
-                    history = r.history
-                    turns.append({"question": q, "answer": r.answer})
-                out.append(turns)
+                    results = self.loaded.model.chat_batch(group, q, histories, max_new_tokens=max_new_tokens)
+                    for k, r in enumerate(results):
+                        histories[k] = r.history
+                        turns[k].append({"question": q, "answer": r.answer})
+                out += turns
         self.timer.language_s += time.perf_counter() - t0
         self.timer.escalated += len(encs)
         return out
