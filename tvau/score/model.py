@@ -11,7 +11,6 @@ question (one left-padded prefill and one KV cache for all of them).
 
 from __future__ import annotations
 
-import hashlib
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -20,8 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-MODEL_JSON = "model.json"
-ADAPTERS = "adapters.safetensors"
+from tvau.model.trained import model_digest
 
 
 def load_trained_model(path: str, params=None):
@@ -45,18 +43,6 @@ class LoadedModel:
     def identity(self) -> dict:
         return {"uri": self.uri, "name": self.name, "version": self.version, "run_id": self.run_id,
                 "digest": self.digest, "local_dir": self.local_dir}
-
-
-def _digest(model_dir: Path) -> str:
-    from tvau.storage import sha256_file
-
-    h = hashlib.sha256()
-    for name in (ADAPTERS, MODEL_JSON):
-        f = model_dir / name
-        if not f.is_file():
-            raise ValueError(f"{model_dir}: not a trained-model directory (no {name})")
-        h.update(name.encode() + b"\0" + sha256_file(f).encode() + b"\n")
-    return h.hexdigest()
 
 
 def _registry_metadata(uri: str) -> tuple[str | None, str | None, str | None]:
@@ -100,7 +86,7 @@ _LOCK = threading.Lock()
 def get_model(uri: str, params=None, loader: Callable | None = None) -> LoadedModel:
     """The model for `uri`, loaded once per process (a Dask worker or thread pool reuses it)."""
     local, name, version, run_id = resolve_model_dir(uri)
-    digest = _digest(local)
+    digest = model_digest(local)  # the registry's notion of "the same model" (tvau.model.trained)
     key = (str(local), digest)
     with _LOCK:
         if key not in _CACHE:
