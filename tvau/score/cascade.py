@@ -172,8 +172,13 @@ def cascade_figures(rows: Sequence[dict], level: float, n_boot: int = 1000, seed
     draws = resamples(len(videos), n_boot, seed) if videos else np.zeros((0, 0), int)
     measurable = bool(c["anom_yes"].sum() > 0)
 
+    def per_draw(f):
+        # tvau.evaluate.bootstrap's Stat contract: (resamples, videos) draws -> one value per
+        # resample (NaN where undefined). The figures here are cheap sums, so one call per resample.
+        return lambda d: np.array([np.nan if (v := f(row)) is None else v for row in np.atleast_2d(d)], np.float64)
+
     def fig(f, only_if: bool = True) -> dict:
-        return interval(f(everything) if only_if else None, f, draws).as_dict()
+        return interval(f(everything) if only_if else None, per_draw(f), draws).as_dict()
 
     return {
         "level": level, "videos": len(videos), "clips": int(c["clips"].sum()),
