@@ -148,9 +148,12 @@ def test_stack_runs_the_project_deployments_and_keeps_everything_across_a_restar
     project = tiny.make_tiny_project(d.parent / "project", cache)
     timings["tiny_project"] = time.monotonic() - t0
 
-    # -- cold start: every service started and healthy
+    # -- cold start: every service started and healthy. The caller's shell carries a stale
+    # MLFLOW_REGISTRY_URI (as a user's might, and as earlier tests leave through
+    # mlflow.set_registry_uri): the services and the flow runs must not inherit it.
+    stale = dict(os.environ, MLFLOW_REGISTRY_URI=f"sqlite:///{d.parent / 'stale-registry.db'}")
     t0 = time.monotonic()
-    up = json.loads(_cli("stack", "up", "--json", *opts).stdout)
+    up = json.loads(_cli("stack", "up", "--json", *opts, env=stale).stdout)
     timings["cold_up"] = time.monotonic() - t0
     assert up["started"] == list(SERVICES)
     rc, st = _status(d, params)
@@ -168,7 +171,7 @@ def test_stack_runs_the_project_deployments_and_keeps_everything_across_a_restar
     assert len(secrets) == 5 and all(len(v) >= 16 for v in secrets.values())
 
     # -- a second `up` is a no-op: nothing started, same processes
-    again = json.loads(_cli("stack", "up", "--json", *opts).stdout)
+    again = json.loads(_cli("stack", "up", "--json", *opts, env=stale).stdout)
     assert again["started"] == []
     assert {n: s["pid"] for n, s in again["status"]["services"].items()} == pids
 
@@ -179,7 +182,7 @@ def test_stack_runs_the_project_deployments_and_keeps_everything_across_a_restar
         time.sleep(0.1)
     rc, st = _status(d, params)
     assert rc == 1 and st["services"]["worker"]["healthy"] is False and st["services"]["mlflow"]["healthy"]
-    again = json.loads(_cli("stack", "up", "--json", *opts).stdout)
+    again = json.loads(_cli("stack", "up", "--json", *opts, env=stale).stdout)
     assert again["started"] == ["worker"] and again["status"]["healthy"]
 
     client = json.loads(_cli("stack", "env", "--json", *opts).stdout)
@@ -269,7 +272,7 @@ def test_stack_runs_the_project_deployments_and_keeps_everything_across_a_restar
 
     # -- warm start: runs, registry, flow runs, deployments and objects all still there
     t0 = time.monotonic()
-    up = json.loads(_cli("stack", "up", "--json", *opts).stdout)
+    up = json.loads(_cli("stack", "up", "--json", *opts, env=stale).stdout)
     timings["warm_up"] = time.monotonic() - t0
     assert up["started"] == list(SERVICES) and up["status"]["healthy"]
     t0 = time.monotonic()

@@ -56,7 +56,7 @@ REGION = "us-east-1"
 # the services get their endpoints and credentials from the stack alone.
 _SCRUBBED = (
     "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE",
-    "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "MLFLOW_TRACKING_URI", "MLFLOW_S3_ENDPOINT_URL",
+    "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "MLFLOW_S3_ENDPOINT_URL",
     "PREFECT_API_URL", "PREFECT_API_KEY", "PREFECT_HOME", "PREFECT_PROFILE", "PGPASSWORD", "PGPASSFILE",
     "PREFECT_SERVER_DATABASE_CONNECTION_URL", "PREFECT_API_DATABASE_CONNECTION_URL",
 )
@@ -550,6 +550,9 @@ class Stack:
                 "PREFECT_WORKER_QUERY_SECONDS": str(self.cfg.worker_poll_seconds),
                 # What the flow runs it starts inherit: the stack's services, as clients.
                 "MLFLOW_TRACKING_URI": f"http://{h}:{ports['mlflow']}",
+                # Registry calls (models:/ URIs) follow MLFLOW_REGISTRY_URI when it is set: a stale
+                # one inherited by the worker sent the scoring flow's champion lookup to another store.
+                "MLFLOW_REGISTRY_URI": f"http://{h}:{ports['mlflow']}",
                 # The checkout the flow runs work in: prefect.yaml's pull step reads it at run time
                 # from this environment (the folder `tvau stack up` ran in, unless already set).
                 "TVAU_REPO": os.environ.get("TVAU_REPO") or str(self.project_dir),
