@@ -216,7 +216,7 @@ def pretrain_backbone(out_dir: str | Path, cfg: PretrainConfig, height: int, wid
             model = Qwen2_5_VLForConditionalGeneration(config).eval()
             # One attention call per block (tvau.model.attention): transformers' stock vision attention
             # loops over windows in Python, which made each step several times slower on CPU.
-            attn = apply_attention(model, "auto")
+            apply_attention(model, "auto")
             visual = model.model.visual
             torch.manual_seed(cfg.seed)
             heads = Heads(config.vision_config.hidden_size, config.vision_config.out_hidden_size)
@@ -251,7 +251,6 @@ def pretrain_backbone(out_dir: str | Path, cfg: PretrainConfig, height: int, wid
             metrics["steps"] = cfg.steps
             model.eval()
             model.set_attn_implementation({"vision_config": "sdpa"})  # saved config: a stock name
-            del attn
             for p in model.parameters():
                 p.requires_grad_(False)
             with atomic_dir(out_dir) as tmp:

@@ -128,14 +128,17 @@ def cascade_figures(rows: Sequence[dict], level: float, n_boot: int = 1000, seed
         "vision": times("vision_s"), "lm": times("lm_s"), "lm_esc": times("lm_s", esc),
     }
 
-    def f_escalation(i):
-        return _share(c["esc"][i], c["clips"][i])
+    def share_of(num: str, den: str) -> Callable[[np.ndarray], float | None]:
+        return lambda i: _share(c[num][i], c[den][i])
 
-    def f_heat_recall(i):
-        return _share(c["anom_esc"][i], c["anom"][i])
-
-    def f_esc_precision(i):
-        return _share(c["anom_esc"][i], c["esc"][i])
+    f_escalation = share_of("esc", "clips")
+    f_heat_recall = share_of("anom_esc", "anom")  # anomalous clips escalated / anomalous clips
+    f_esc_precision = share_of("anom_esc", "esc")
+    f_yes = share_of("yes", "clips")
+    f_yes_anom = share_of("anom_yes", "anom")
+    f_yes_normal = share_of("normal_yes", "normal")
+    f_recall_all = f_yes_anom  # the dialogue's recall when asked everywhere is its yes-rate on anomalous clips
+    f_recall_cascade = share_of("anom_yes_esc", "anom")  # asked only where escalated
 
     def f_saved(i):
         total = c["vision"][i].sum() + c["lm"][i].sum()
@@ -148,21 +151,6 @@ def cascade_figures(rows: Sequence[dict], level: float, n_boot: int = 1000, seed
     def f_bound(i):
         r = f_heat_recall(i)
         return None if r is None else 100 * (1 - r)
-
-    def f_yes(i):
-        return _share(c["yes"][i], c["clips"][i])
-
-    def f_yes_anom(i):
-        return _share(c["anom_yes"][i], c["anom"][i])
-
-    def f_yes_normal(i):
-        return _share(c["normal_yes"][i], c["normal"][i])
-
-    def f_recall_all(i):
-        return _share(c["anom_yes"][i], c["anom"][i])
-
-    def f_recall_cascade(i):
-        return _share(c["anom_yes_esc"][i], c["anom"][i])
 
     def f_drop(i):
         a, b = f_recall_all(i), f_recall_cascade(i)
