@@ -168,3 +168,39 @@ def test_cli_writes_the_model_dir_and_refuses_the_global_seed(tmp_path):
     params.write_text(yaml.safe_dump({"seed": 0, "clip": {"height": 50, "width": 50}}))
     r = CliRunner().invoke(app, ["pretrain-backbone", "--out", str(tmp_path / "bb2"), "--params", str(params)])
     assert r.exit_code == 2 and "multiple of 28" in r.output and not (tmp_path / "bb2").exists()
+
+
+def test_fresh_videos_replace_the_oldest_and_helpers_change_no_sample():
+    """The pool swaps fresh videos in on a fixed schedule; rendering them in a helper process gives
+    the same samples, byte for byte, as rendering them in this process."""
+    from tvau.model.preprocess import VisionPreprocessor
+    from tvau.model.tiny import tiny_preprocessor_config
+    from tvau.pretrain.train import CropPool
+
+    pre = VisionPreprocessor.from_config(tiny_preprocessor_config())
+    cfg = TINY.model_copy(update={"pool_videos": 2, "fresh_videos": 3, "steps": 6, "crop": 0})
+    draws = {}
+    for workers in (0, 1):
+        pool = CropPool(cfg.model_copy(update={"render_workers": workers}), CLIP, CLIP, pre)
+        rng, out, swapped = np.random.default_rng(0), [], []
+        try:
+            for step in range(cfg.steps):
+                pool.advance(step)
+                swapped.append(pool.swapped)
+                out.append(pool.draw(rng))
+            held = [v[1] for v in pool.videos]  # the frames each slot holds at the end
+        finally:
+            pool.close()
+        draws[workers] = out
+        # floor(3 * step / 6) fresh videos by each step; the third never comes (due at step 6).
+        assert swapped == [0, 0, 1, 1, 2, 2]
+    for (p0, g0, t0), (p1, g1, t1) in zip(draws[0], draws[1]):
+        assert torch.equal(p0, p1) and torch.equal(g0, g1)
+        assert all(torch.equal(t0[k], t1[k]) for k in t0)
+    # Two swaps: the oldest slots (videos 0 and 1) now hold fresh videos 2 and 3 at the clip size.
+    from tvau.pretrain.world import resize_clip
+
+    for slot, index in ((0, 2), (1, 3)):
+        v = render_world_video(cfg, 0, index)
+        assert np.array_equal(held[slot], resize_clip(v.frames, v.ids, CLIP, CLIP)[0])
+    assert not np.array_equal(held[0], held[1])

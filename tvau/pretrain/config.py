@@ -42,7 +42,15 @@ class PretrainConfig(Section):
     # tower's time is mostly per-call overhead at these sizes) and has room for what it learns.
     vision_width: int = Field(64, ge=8)
     vision_heads: int = Field(4, ge=1)
-    pool_videos: int = Field(48, ge=1)  # training videos rendered once (stream 0); steps draw from them
+    # The training pool: `pool_videos` videos (stream 0) held in memory, steps draw crops from them.
+    # During training `fresh_videos` more are rendered (evenly over the steps, by a helper process,
+    # on the other core) and replace the oldest, so the tower sees pool_videos + fresh_videos
+    # distinct videos. Too few distinct videos and the tower memorises each actor's clothes: with
+    # 48 and no fresh ones, held-out accuracy stayed at the majority class while training accuracy
+    # climbed to 0.94 (benchmarks/results/backbone_cpu_2026-11-27c.md).
+    pool_videos: int = Field(48, ge=1)
+    fresh_videos: int = Field(0, ge=0)
+    render_workers: int = Field(1, ge=0)  # helper processes rendering fresh videos (0 = in the training process)
     # Training crops: each sample is one clip of one pool video cut to crop x crop pixels (a multiple
     # of 28, the merge unit) at the clip size, placed at random with a preference for objects, so a
     # step spends its compute on patches with something to learn. 0 (or >= the clip) = whole clip.

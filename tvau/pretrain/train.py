@@ -89,20 +89,80 @@ def _batch(cfg: PretrainConfig, video, height: int, width: int, preprocessor):
                      for s in range(0, frames.shape[0] - cfg.clip_frames + 1, cfg.clip_frames)])
 
 
-class CropPool:
-    """The training pool: `pool_videos` world videos (stream 0) rendered once at the clip size; a
-    step draws `batch` (video, clip, crop) samples. Crops are placed on the 28-px merge grid, each
-    position weighted by 1 + the object pixels it holds, so most crops hold people or vehicles."""
+def _render(cfg: PretrainConfig, stream: int, index: int, height: int, width: int):
+    """World video `index` of `stream` at the clip size: (labels-only WorldVideo, frames, ids). A pure
+    function of its arguments, so rendering it in another process gives the same arrays."""
+    import dataclasses
 
-    def __init__(self, cfg: PretrainConfig, height: int, width: int, preprocessor) -> None:
-        self.cfg, self.pre = cfg, preprocessor
+    v = render_world_video(cfg, stream, index)
+    frames, ids = resize_clip(v.frames, v.ids, height, width)
+    empty = np.zeros((0,), np.uint8)
+    return dataclasses.replace(v, frames=empty, ids=empty), frames, ids
+
+
+class CropPool:
+    """The training pool: `pool_videos` world videos (stream 0) at the clip size; a step draws `batch`
+    (video, clip, crop) samples. Crops are placed on the 28-px merge grid, each position weighted by
+    1 + the object pixels it holds, so most crops hold people or vehicles.
+
+    `advance(step)` swaps in fresh videos (stream 0, indices after the pool's) for the oldest ones on
+    a fixed schedule, floor(fresh_videos * step / steps) by step `step`. Helper processes render them
+    ahead of need; each video is a pure function of its index and the swap schedule is fixed, so the
+    samples are the same bytes with any number of helpers (0 renders in this process)."""
+
+    def __init__(self, cfg: PretrainConfig, height: int, width: int, preprocessor, steps: int | None = None) -> None:
+        self.cfg, self.pre, self.size = cfg, preprocessor, (height, width)
+        self.steps = steps if steps is not None else cfg.steps
         self.crop = cfg.crop if 0 < cfg.crop < min(height, width) else 0
-        self.videos = []
-        for i in range(cfg.pool_videos):
-            v = render_world_video(cfg, 0, i)
-            frames, ids = resize_clip(v.frames, v.ids, height, width)
-            self.videos.append((v, frames, ids))
         self.starts = list(range(0, cfg.video_frames - cfg.clip_frames + 1, cfg.clip_frames))
+        self._executor, self._futures, self.swapped = None, {}, 0
+        if cfg.render_workers and (cfg.fresh_videos or cfg.pool_videos > 1):
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
+
+            # spawn, not fork: the parent may hold threads (torch, progress bar) that fork would copy mid-lock.
+            self._executor = ProcessPoolExecutor(cfg.render_workers, mp_context=multiprocessing.get_context("spawn"))
+        total = cfg.pool_videos + cfg.fresh_videos
+        self._ahead = max(2, 2 * cfg.render_workers)  # fresh videos requested before they are due
+        for i in range(min(total, cfg.pool_videos + self._ahead)):
+            self._request(i)
+        # The helpers render the first pool from the front; this process renders from the back
+        # whatever no helper has started, so the pool takes both cores too.
+        videos = {}
+        for i in reversed(range(cfg.pool_videos)):
+            fut = self._futures.get(i)
+            if fut is not None and fut.cancel():
+                del self._futures[i]
+            videos[i] = self._take(i)
+        self.videos = [videos[i] for i in range(cfg.pool_videos)]
+
+    def _request(self, index: int) -> None:
+        if self._executor is not None and index not in self._futures:
+            h, w = self.size
+            self._futures[index] = self._executor.submit(_render, self.cfg, 0, index, h, w)
+
+    def _take(self, index: int):
+        fut = self._futures.pop(index, None)
+        return fut.result() if fut is not None else _render(self.cfg, 0, index, *self.size)
+
+    def advance(self, step: int) -> None:
+        """Swap in the fresh videos due by `step` (0-based) for the oldest in the pool."""
+        cfg = self.cfg
+        due = cfg.fresh_videos * step // max(1, self.steps)
+        while self.swapped < due:
+            index = cfg.pool_videos + self.swapped
+            self.videos[self.swapped % cfg.pool_videos] = self._take(index)
+            self.swapped += 1
+            nxt = index + self._ahead
+            if nxt < cfg.pool_videos + cfg.fresh_videos:
+                self._request(nxt)
+
+    def close(self) -> None:
+        if self._executor is not None:
+            for f in self._futures.values():
+                f.cancel()
+            self._executor.shutdown(wait=True, cancel_futures=True)
+            self._executor, self._futures = None, {}
 
     def draw(self, rng: np.random.Generator):
         cfg, out = self.cfg, []
@@ -230,19 +290,23 @@ def pretrain_backbone(out_dir: str | Path, cfg: PretrainConfig, height: int, wid
             pool = CropPool(cfg, height, width, pre)
             rng = np.random.default_rng([cfg.seed, 3])
             visual.train()
-            for step in range(cfg.steps):
-                pixels, grid, tg = pool.draw(rng)
-                for g in opt.param_groups:
-                    g["lr"] = _lr(cfg, step)
-                loss, st = _losses(cfg, visual, heads, pixels, grid, tg)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
-                opt.step()
-                history.append({k: v for k, v in st.items() if not k.startswith("_")})
-                if bar:
-                    bar.update()
-                    bar.set_postfix(loss=f"{st['loss']:.3f}")
+            try:
+                for step in range(cfg.steps):
+                    pool.advance(step)
+                    pixels, grid, tg = pool.draw(rng)
+                    for g in opt.param_groups:
+                        g["lr"] = _lr(cfg, step)
+                    loss, st = _losses(cfg, visual, heads, pixels, grid, tg)
+                    opt.zero_grad(set_to_none=True)
+                    loss.backward()
+                    torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+                    opt.step()
+                    history.append({k: v for k, v in st.items() if not k.startswith("_")})
+                    if bar:
+                        bar.update()
+                        bar.set_postfix(loss=f"{st['loss']:.3f}")
+            finally:
+                pool.close()
             if bar:
                 bar.close()
             metrics = _holdout(cfg, visual, heads, height, width, pre)
