@@ -56,7 +56,7 @@ def test_world_is_ordinary_activities_and_never_anomalous():
     # actions, and a world video carries no anomaly field at all.
     words = set(CATEGORY_TARGETS) | set(ACTION_TARGETS)
     assert not words & {"loitering", "gathering", "crowd", "abandoned", "vehicle", "anomaly", "abnormal", "normal"}
-    assert set(WorldVideo.__dataclass_fields__) == {"frames", "ids", "category", "action", "velocity"}
+    assert set(WorldVideo.__dataclass_fields__) == {"frames", "ids", "category", "action", "velocity", "dialogue"}
 
 
 def test_world_video_is_a_pure_function_of_its_stream_and_index():
@@ -204,3 +204,53 @@ def test_fresh_videos_replace_the_oldest_and_helpers_change_no_sample():
         v = render_world_video(cfg, 0, index)
         assert np.array_equal(held[slot], resize_clip(v.frames, v.ids, CLIP, CLIP)[0])
     assert not np.array_equal(held[0], held[1])
+
+
+def test_world_dialogue_answers_from_what_the_camera_shows_and_never_says_anomaly():
+    """The language pretraining's questions and answers: the listed objects are those in view, the
+    yes/no answer follows the objects present, and no turn speaks of anomalies."""
+    from tvau.construct.sentences import appearance
+    from tvau.pretrain.language import Q_WHAT, world_dialogue
+    from tvau.synth.render import render_video
+    from tvau.synth.scenarios import plan_activity_video
+    from tvau.synth.scene import make_scene
+
+    scene = make_scene(101, 128, np.random.default_rng(0))
+    yes_no = []
+    for k in range(12):
+        actors = plan_activity_video(np.random.default_rng(k), scene, 24, ["bicycle", "vehicle"], (1, 1))
+        _, ids = zip(*render_video(scene, actors, 24, np.random.default_rng(k), 0.0, 0.0))
+        ids = np.stack(ids)
+        turns = world_dialogue(actors, scene, 24, ids, np.random.default_rng([k, 1]))
+        assert turns[0][0] == Q_WHAT and len(turns) == 4
+        assert not any(w in (q + a).lower() for q, a in turns for w in ("anomal", "abnormal", "normal"))
+        in_view = [a for a in actors if (ids == a.oid).sum() >= 40 and a.category != "ball"]
+        largest = max(in_view, key=lambda a: (ids == a.oid).sum())
+        assert appearance(largest.category, largest.look["colors"], largest.look.get("clothing", "")) in turns[0][1]
+        q, a = turns[1]
+        if q.startswith("Is there"):
+            cat = q.split()[3]
+            assert a.startswith("Yes") == any(x.category == cat for x in in_view), (q, a)
+        yes_no.append(a.split(",")[0])
+    assert {"Yes", "No"} <= set(yes_no)  # both answers occur
+
+
+def test_language_pretraining_trains_the_lm_and_leaves_the_tower(tmp_path):
+    """lm_steps > 0 changes the language model (embeddings, blocks, head) and nothing of the vision
+    tower or merger, which stay the bytes of the vision-only pretraining."""
+    from safetensors.torch import load_file
+
+    from tvau.pretrain.train import pretrain_backbone
+
+    cfg = TINY.model_copy(update={"lm_videos": 2, "lm_holdout_videos": 2, "lm_batch": 2, "lm_warmup": 1,
+                                  "render_workers": 0})
+    a = pretrain_backbone(tmp_path / "a", cfg, CLIP, CLIP, progress=False)
+    b = pretrain_backbone(tmp_path / "b", cfg.model_copy(update={"lm_steps": 2}), CLIP, CLIP, progress=False)
+    assert "lm_holdout_yes_no_accuracy" not in a and 0 <= b["lm_holdout_yes_no_accuracy"] <= 1
+    wa, wb = load_file(tmp_path / "a" / "model.safetensors"), load_file(tmp_path / "b" / "model.safetensors")
+    # Saved with the checkpoint's names: visual.* (tower and merger), model.* and lm_head.* (the LM).
+    vision = [k for k in wa if k.startswith("visual.")]
+    language = [k for k in wa if k.startswith(("model.", "lm_head."))]
+    assert vision and language
+    assert all(torch.equal(wa[k], wb[k]) for k in vision)
+    assert sum(not torch.equal(wa[k], wb[k]) for k in language) >= len(language) // 2

@@ -65,6 +65,15 @@ class PretrainConfig(Section):
     action_weight: float = Field(1.0, ge=0)  # weight of the per-patch action loss (object patches)
     velocity_weight: float = Field(1.0, ge=0)  # weight of the per-patch velocity regression
     merged_weight: float = Field(0.5, ge=0)  # weight of the labels predicted from merged (LM) tokens
+    # The language model (tvau.pretrain.language), after the tower: generic dialogues about
+    # `lm_videos` world videos (stream 2; tower and merger frozen), `lm_steps` AdamW steps of
+    # `lm_batch` videos (linear warm-up, cosine decay); 0 steps leaves the LM random.
+    lm_videos: int = Field(200, ge=1)
+    lm_holdout_videos: int = Field(24, ge=1)
+    lm_steps: int = Field(0, ge=0)
+    lm_batch: int = Field(8, ge=1)
+    lm_lr: float = Field(3e-3, gt=0)
+    lm_warmup: int = Field(30, ge=0)
     holdout_videos: int = Field(12, ge=1)  # pretraining-world videos (another stream) for the metrics
     # CPU threads while pretraining. Fixed, because float reductions split over another number of
     # threads can differ in the last bit, and the DVC output must be the same bytes every run.

@@ -10,7 +10,9 @@ the tower widened to `pretrain.vision_width` (the random embedded tower is 32 wi
   each of its four patches (so the merger keeps what the tower sees).
 Samples: `pool_videos` world videos rendered once, each step `batch` object-weighted crops of their
 clips (CropPool); held-out metrics on whole clips of another stream.
-The language model is left as built. Targets come from tvau.pretrain.world; none is an anomaly label.
+Then, when `lm_steps` > 0, the language model learns generic dialogues about other world videos
+with the tower and merger frozen (tvau.pretrain.language). Targets come from tvau.pretrain.world and
+the generator's ground truth; none is an anomaly label.
 
 Determinism: one fixed thread count, torch.use_deterministic_algorithms, every random draw seeded
 from the config, so the same parameters and code give the same bytes (DVC caches the output).
@@ -98,6 +100,20 @@ def _render(cfg: PretrainConfig, stream: int, index: int, height: int, width: in
     frames, ids = resize_clip(v.frames, v.ids, height, width)
     empty = np.zeros((0,), np.uint8)
     return dataclasses.replace(v, frames=empty, ids=empty), frames, ids
+
+
+def render_videos(cfg: PretrainConfig, stream: int, count: int, height: int, width: int):
+    """Videos 0..count-1 of `stream` at the clip size (as _render), in order; `render_workers`
+    spawned helpers render ahead of the caller."""
+    if not cfg.render_workers or count < 2:
+        for i in range(count):
+            yield _render(cfg, stream, i, height, width)
+        return
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(cfg.render_workers, mp_context=multiprocessing.get_context("spawn")) as ex:
+        yield from ex.map(_render, *zip(*[(cfg, stream, i, height, width) for i in range(count)]))
 
 
 class CropPool:
@@ -310,6 +326,12 @@ def pretrain_backbone(out_dir: str | Path, cfg: PretrainConfig, height: int, wid
             if bar:
                 bar.close()
             metrics = _holdout(cfg, visual, heads, height, width, pre)
+            if cfg.lm_steps:
+                from tvau.pretrain.language import pretrain_language
+
+                for p in model.parameters():
+                    p.requires_grad_(False)
+                metrics |= pretrain_language(model, tok, cfg, height, width, progress=progress)
             tail = history[-max(1, cfg.steps // 10):]
             metrics |= {f"final_{k}": round(float(np.mean([h[k] for h in tail])), 4) for k in tail[0]}
             metrics["steps"] = cfg.steps

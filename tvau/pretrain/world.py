@@ -15,7 +15,7 @@ model knows, read from the generator's per-object ground truth:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
@@ -43,6 +43,7 @@ class WorldVideo:
     category: np.ndarray  # (max_id + 1,) int: CATEGORY_TARGETS index per object id (0 for id 0)
     action: np.ndarray  # (T, max_id + 1) int: ACTION_TARGETS index per frame and object id
     velocity: np.ndarray  # (T, max_id + 1, 2) float32: (dx, dy) to the next frame / height x 10
+    dialogue: list = field(default_factory=list)  # generic (question, answer) turns, tvau.pretrain.language
 
 
 def _labels(actors, scene, T: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -69,8 +70,8 @@ def _labels(actors, scene, T: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def render_world_video(cfg: PretrainConfig, stream: int, index: int) -> WorldVideo:
-    """Video `index` of random stream `stream` (0 = training, 1 = held-out metrics): a pure function
-    of (cfg, stream, index)."""
+    """Video `index` of random stream `stream` (0 = vision training, 1 = its held-out metrics,
+    2 = language training, 3 = its held-out metrics): a pure function of (cfg, stream, index)."""
     from tvau.synth.render import render_video
     from tvau.synth.scenarios import plan_activity_video
     from tvau.synth.scene import make_scene
@@ -85,7 +86,12 @@ def render_world_video(cfg: PretrainConfig, stream: int, index: int) -> WorldVid
     actors = plan_activity_video(rng, scene, T, acts, (cfg.min_pedestrians, cfg.max_pedestrians))
     frames, ids = zip(*render_video(scene, actors, T, rng, cfg.noise_sigma, cfg.lighting_amplitude))
     cat, act, vel = _labels(actors, scene, T)
-    return WorldVideo(np.stack(frames), np.stack(ids), cat, act, vel)
+    ids = np.stack(ids)
+    # Its own random stream, so the dialogue never changes what is rendered.
+    from tvau.pretrain.language import world_dialogue
+
+    turns = world_dialogue(actors, scene, T, ids, np.random.default_rng([cfg.seed, 11, stream, index]))
+    return WorldVideo(np.stack(frames), ids, cat, act, vel, turns)
 
 
 def resize_clip(frames: np.ndarray, ids: np.ndarray, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
