@@ -105,6 +105,24 @@ def test_a_checkpoint_of_other_inputs_is_not_resumed(params, train_set, tmp_path
     assert steps == [1, 2, 3, 4]
 
 
+def test_fingerprint_follows_a_local_backbones_weights(params, train_set, tmp_path):
+    """A local backbone directory keeps its path when the pretraining stage rewrites it; a checkpoint
+    trained on the old weights must not be resumed on the new ones."""
+    import shutil
+
+    from tvau.model.tiny import ensure_tiny
+    from tvau.train.loop import fingerprint
+
+    bb = tmp_path / "backbone"
+    shutil.copytree(ensure_tiny(params.model.cache_dir, params.model.tiny_seed), bb)
+    local = params.model_copy(update={"model": params.model.model_copy(update={"backbone": str(bb)})})
+    before = fingerprint(local, "ahd", train_set, None, 1)
+    assert fingerprint(local, "ahd", train_set, None, 1) == before
+    weights = bb / "model.safetensors"
+    weights.write_bytes(weights.read_bytes() + b" ")  # other bytes, same path
+    assert fingerprint(local, "ahd", train_set, None, 1) != before
+
+
 def test_schedule_is_seeded_and_follows_the_curriculum():
     a = schedule({"A": 5, "B": 3}, {"A": 1, "B": 2}, seed=0, stage_id=2, batch=2)
     b = schedule({"A": 5, "B": 3}, {"A": 1, "B": 2}, seed=0, stage_id=2, batch=2)

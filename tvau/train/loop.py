@@ -100,10 +100,16 @@ def code_digest() -> str:
 def fingerprint(params, stage: str, data_dir: Path, init: Path | None, world: int) -> str:
     """Identity of a run's inputs (parameters, data, stage-1 adapters, code, ranks): a checkpoint
     resumes only a run with the same fingerprint."""
+    from tvau.model.trained import backbone_sha256
+
     h = {"code": code_digest(),
         "stage": stage, "world": world, "seed": params.seed,
         "model": params.model.model_dump(mode="json"), "clip": params.clip.model_dump(mode="json"),
         "train": params.train.model_dump(mode="json"),
+        # A local backbone (data/backbone) is named by its path, which stays the same when the
+        # pretraining stage rewrites it: its weights are part of the identity, or a run would resume
+        # a checkpoint trained on other features.
+        "backbone_sha256": backbone_sha256(params.model.backbone),
     }
     manifest = data_dir / "manifest.json"
     h["data"] = _sha(manifest.read_bytes()) if manifest.exists() else str(data_dir.resolve())
