@@ -97,7 +97,15 @@ def test_run_evaluation_writes_the_contract_and_matches_an_independent_scoring(p
     assert res["model"]["micro_auc"]["value"] == pytest.approx(roc_auc_score(y, s), abs=1e-12)
     names = {p.name for p in (tmp_path / "eval").iterdir()}
     assert {"roc.png", "rbdr_tbdr.png", "per_video.csv", "dialogues.jsonl", "index.html"} <= names
-    assert len((tmp_path / "eval" / "dialogues.jsonl").read_text().splitlines()) == 4
+    lines = [json.loads(x) for x in (tmp_path / "eval" / "dialogues.jsonl").read_text().splitlines()]
+    assert len(lines) == 4
+    # Yes-rates per kind and on normal videos partition the dialogue clips and count the yes answers.
+    from tvau.metrics.text import parse_yes_no
+
+    rows = [r["dialogue"] for r in data["per_kind"].values()] + [data["details"]["normal_dialogue"]]
+    assert sum(r["asked"] for r in rows) == 4
+    assert sum(r["yes"] for r in rows) == sum(parse_yes_no(x["answer"]) is True for x in lines)
+    assert data["details"]["normal_dialogue"]["asked"] == sum(not x["truth"] for x in lines)
     # a broken file is named
     (tmp_path / "bad.json").write_text(json.dumps({**data, "model": {"micro_auc": 3}}))
     with pytest.raises(EvalFileError, match="bad.json: missing key|bad.json: model"):

@@ -73,10 +73,12 @@ def evaluate_cmd(
     Console(stderr=False).print(t)
     if result["per_kind"]:
         kt = Table(title="frame micro-AUC per anomaly kind (kind's videos + all normal videos)")
-        for c in ("kind", "videos", "T-VAU", "baseline"):
+        for c in ("kind", "videos", "T-VAU", "baseline", "dialogue said yes"):
             kt.add_column(c)
         for kind, row in result["per_kind"].items():
-            kt.add_row(kind, str(row["videos"]), fmt(row["model"]["auc"]["value"]), fmt(row["baseline"]["auc"]["value"]))
+            d = row.get("dialogue")
+            kt.add_row(kind, str(row["videos"]), fmt(row["model"]["auc"]["value"]), fmt(row["baseline"]["auc"]["value"]),
+                       f"{d['yes']}/{d['asked']}" if d else "n/a")
         Console().print(kt)
     for note in result["notes"]:
         typer.echo(f"note: {note}", err=True)

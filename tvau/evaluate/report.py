@@ -109,8 +109,23 @@ def block(videos: Sequence[VideoScores], dialogues: dict[str, list[DialogueResul
     return out, extra
 
 
+def _yes_rate(dialogues: dict[str, list[DialogueResult]] | None, names: Sequence[str]) -> dict | None:
+    """How often the dialogue answered yes to Q_ANOMALY on the clips of these videos (None: no
+    dialogue was run). Per anomaly kind this is the dialogue's recall for that kind, which matters
+    for kinds a frame pair cannot show (loitering, crowd gathering): RAE sees the whole clip."""
+    if dialogues is None:
+        return None
+    from tvau.metrics.text import parse_yes_no
+
+    ds = [d for n in names for d in dialogues.get(n, [])]
+    yes = sum(parse_yes_no(d.answer) is True for d in ds)
+    return {"asked": len(ds), "yes": yes, "yes_rate": yes / len(ds) if ds else None}
+
+
 def per_kind(model_v: Sequence[VideoScores], base_v: Sequence[VideoScores], kinds: dict[str, str | None],
-             eval_cfg) -> dict[str, dict]:
+             eval_cfg, dialogues: dict[str, list[DialogueResult]] | None = None) -> dict[str, dict]:
+    """Per anomaly kind: frame micro-AUC of its videos against every normal video (model and
+    baseline, with intervals) and, when dialogues are given, the yes-rate on that kind's clips."""
     from tvau.metrics.frame import micro_auc
 
     known = [k for k in sorted({kinds.get(v.name) for v in model_v} - {None})]
@@ -130,6 +145,7 @@ def per_kind(model_v: Sequence[VideoScores], base_v: Sequence[VideoScores], kind
             row[name] = {"auc": bs.interval(value, bs.micro_auc_stat(labels, scores), draws,
                                             eval_cfg.confidence).as_dict()}
         row["videos"] = len(idx) - len(normal)
+        row["dialogue"] = _yes_rate(dialogues, [model_v[i].name for i in idx[:row["videos"]]])
         out[kind] = row
     return out
 
@@ -148,11 +164,12 @@ def assemble(model_v, base_v, dialogues: list[DialogueResult], kinds: dict, para
         "model": {k: m[k].as_dict() for k in METRICS},
         "baseline": {k: b[k].as_dict() for k in METRICS},
         "majority_yes_no": mx.get("majority_yes_no"),
-        "per_kind": per_kind(model_v, base_v, kinds, params.evaluate),
+        "per_kind": per_kind(model_v, base_v, kinds, params.evaluate, by_video),
         "region_method": params.metrics.regions,
         "details": {
             "model_miou": mx["miou"], "baseline_miou": bx["miou"], "dialogue_clips": len(dialogues),
             "unparsed_yes_no": mx.get("unparsed_yes_no"), "bootstrap": params.evaluate.bootstrap,
+            "normal_dialogue": _yes_rate(by_video, [v.name for v in model_v if kinds.get(v.name) is None]),
             "confidence": params.evaluate.confidence,
             "bleu_sentences": {k: mx.get(f"{k}_sentences", 0) for k in ("bleu4_target", "bleu4_trajectory")},
         },
