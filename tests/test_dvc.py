@@ -20,7 +20,7 @@ from tvau.s3server import running_s3_server
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent  # the environment's bin: tvau and dvc live here
-STAGES = ["synthesise", "annotate", "timelines", "refine", "validate", "build"]
+STAGES = ["pretrain_backbone", "synthesise", "annotate", "timelines", "refine", "validate", "build"]
 
 pytestmark = [pytest.mark.slow, pytest.mark.services]
 
@@ -71,6 +71,13 @@ def repo(tmp_path_factory) -> Path:
     shutil.copytree(ROOT / "tvau", repo / "tvau", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params["synth"] = {**params.get("synth", {}), "videos": 4, "size": 64, "frames": 48}
+    # The backbone's pretraining in seconds: two steps on 56-px clips of a 64-px world, one fresh
+    # video rendered by the helper process (so the determinism check below covers it), and two
+    # language-model steps.
+    params["clip"] = {**params["clip"], "height": 56, "width": 56}
+    params["pretrain"] = {**params["pretrain"], "steps": 2, "size": 64, "clip_frames": 4, "holdout_videos": 1,
+                          "warmup": 1, "pool_videos": 2, "fresh_videos": 1, "batch": 2, "vision_width": 32,
+                          "vision_heads": 2, "lm_videos": 2, "lm_holdout_videos": 1, "lm_steps": 2, "lm_batch": 2}
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     _dvc(repo, "init", "--no-scm", "-q")
     shutil.copy(ROOT / ".dvc" / "config", repo / ".dvc" / "config")  # the project's remotes

@@ -2,8 +2,8 @@
 then one HTML page.
 
 1. The Prefect flow flows/retrain.py (temporary local Prefect server, MLflow on SQLite under
-   .tvau/): `dvc repro` of the data stages -> data-quality gate -> training sets -> train AHD ->
-   train RAE -> evaluate -> gates (registry/policy.yaml) -> register -> promote to `champion` when
+   .tvau/): `dvc repro` of the data stages -> data-quality gate -> training sets -> pretrain the
+   embedded backbone -> train AHD -> train RAE -> evaluate -> gates (registry/policy.yaml) -> register -> promote to `champion` when
    every gate passes. DVC skips what is up to date, so a second run is quick.
 2. The report page (outputs/demo/report.html) opens with the retrain summary a platform engineer
    reads at a glance (verdict, links to the MLflow and Prefect runs, stage times, each gate, model
@@ -192,7 +192,8 @@ def main(out: Path = REPO / "outputs" / "demo", repro: bool = True) -> Path:
     summary_path = out / "retrain_summary.json"
     ok = True
     if repro:
-        _say("retrain flow: data -> quality gate -> train AHD -> train RAE -> evaluate -> gates -> register")
+        _say("retrain flow: data -> quality gate -> training sets -> pretrain backbone -> train AHD -> train RAE "
+             "-> evaluate -> gates -> register")
         t0 = time.perf_counter()
         ok = run_flow(summary_path)
         _say(f"retrain flow {'completed' if ok else 'FAILED'} in {time.perf_counter() - t0:.0f} s")

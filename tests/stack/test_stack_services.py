@@ -210,12 +210,12 @@ def test_stack_runs_the_project_deployments_and_keeps_everything_across_a_restar
     timings["retrain_run"] = time.monotonic() - t0
     assert fr_retrain["work_pool_name"] == "tvau-process"
     summary = json.loads((project / ".tvau" / "runs" / fr_retrain["id"] / "summary.json").read_text())
-    assert [s["name"] for s in summary["stages"]] == ["data", "quality", "build", "train_ahd", "train_rae",
+    assert [s["name"] for s in summary["stages"]] == ["data", "quality", "build", "pretrain", "train_ahd", "train_rae",
                                                        "evaluate"]
     assert summary["status"] == "COMPLETED" and summary["promoted"] and summary["gates"]["passed"]
     assert summary["tracking_uri"] == client["MLFLOW_TRACKING_URI"]  # the stack's server, not SQLite
     lock = yaml.safe_load((project / "dvc.lock").read_text())
-    assert {"synthesise", "validate", "train_ahd", "train_rae", "evaluate"} <= set(lock["stages"])
+    assert {"pretrain_backbone", "synthesise", "validate", "train_ahd", "train_rae", "evaluate"} <= set(lock["stages"])
 
     from mlflow import MlflowClient
 

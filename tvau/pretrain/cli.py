@@ -1,4 +1,4 @@
-"""`tvau pretrain-backbone`: pretrain the embedded backbone (opt-in; see README, not yet a DVC stage)."""
+"""`tvau pretrain-backbone`: pretrain the embedded backbone (the DVC stage pretrain_backbone; README)."""
 
 from __future__ import annotations
 

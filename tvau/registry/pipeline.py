@@ -34,13 +34,16 @@ class StageSpec:
 
 
 def default_stages() -> list[StageSpec]:
-    """data -> quality gate -> training sets -> train AHD -> train RAE -> evaluate (dvc.yaml's stages)."""
+    """data -> quality gate -> training sets -> backbone pretraining -> train AHD -> train RAE ->
+    evaluate (dvc.yaml's stages). Pretraining comes after the gate, so bad data costs no minutes of it;
+    DVC skips it whenever its params and code are unchanged (it never reads the footage)."""
     m = "data/metrics/"
     return [
         StageSpec("data", ["dvc", "repro", "refine"], [m + "annotate.json", m + "timelines.json", m + "refine.json"]),
         StageSpec("quality", ["dvc", "repro", "validate"], [m + "validate.json"],
                   ["data/quality/report.md", "data/quality/report.json", "data/quality/data_docs"]),
         StageSpec("build", ["dvc", "repro", "build"], [m + "build.json"]),
+        StageSpec("pretrain", ["dvc", "repro", "pretrain_backbone"], [m + "pretrain_backbone.json"]),
         StageSpec("train_ahd", ["dvc", "repro", "train_ahd"], [m + "train_ahd.json"]),
         StageSpec("train_rae", ["dvc", "repro", "train_rae"], [m + "train_rae.json"]),
         StageSpec("evaluate", ["dvc", "repro", "evaluate"], [m + "evaluate.json"], ["data/evaluate"]),
