@@ -221,7 +221,7 @@ def test_world_dialogue_answers_from_what_the_camera_shows_and_never_says_anomal
         actors = plan_activity_video(np.random.default_rng(k), scene, 24, ["bicycle", "vehicle"], (1, 1))
         _, ids = zip(*render_video(scene, actors, 24, np.random.default_rng(k), 0.0, 0.0))
         ids = np.stack(ids)
-        turns = world_dialogue(actors, scene, 24, ids, np.random.default_rng([k, 1]))
+        turns = world_dialogue(actors, scene, ids, np.random.default_rng([k, 1]))
         assert turns[0][0] == Q_WHAT and len(turns) == 4
         assert not any(w in (q + a).lower() for q, a in turns for w in ("anomal", "abnormal", "normal"))
         in_view = [a for a in actors if (ids == a.oid).sum() >= 40 and a.category != "ball"]

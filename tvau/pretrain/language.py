@@ -22,6 +22,8 @@ from __future__ import annotations
 import numpy as np
 
 from tvau import vocab
+from tvau.construct.dialogue import _listing as listing
+from tvau.construct.motion import regions_visited
 from tvau.construct.sentences import ACTION_PHRASE, appearance, trajectory
 
 Q_WHAT = "What is in the video?"
@@ -41,16 +43,12 @@ def _motion_state(speed: float) -> str:
     return "fast"
 
 
-def _join(items: list[str]) -> str:
-    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
-
-
-def world_dialogue(actors, scene, frames: int, ids: np.ndarray, rng: np.random.Generator) -> list[tuple[str, str]]:
+def world_dialogue(actors, scene, ids: np.ndarray, rng: np.random.Generator) -> list[tuple[str, str]]:
     """Generic (question, answer) turns about one rendered world video. `ids`: (T, S, S) id maps,
     so only what the camera shows is described."""
     size = ids.shape[-1]
     counts = np.bincount(ids.reshape(-1), minlength=max((a.oid for a in actors), default=0) + 1)
-    seen = [a for a in actors if a.oid < len(counts) and counts[a.oid] >= MIN_VISIBLE_PX
+    seen = [a for a in actors if counts[a.oid] >= MIN_VISIBLE_PX
             and a.category != "ball"]  # a ball is a few pixels: the thrower is what one describes
     seen.sort(key=lambda a: -counts[a.oid])
     info = []
@@ -66,9 +64,8 @@ def world_dialogue(actors, scene, frames: int, ids: np.ndarray, rng: np.random.G
         cy = a.y[t] - 0.5 * h if a.category == "person" else a.y[t] - 0.2 * h
         regions = [str(r) for r in vocab.regions_of(np.clip(a.x[t], 0, size - 1), np.clip(cy, 0, size - 1),
                                                     size, size)]
-        visited = [r for i, r in enumerate(regions) if i == 0 or r != regions[i - 1]]
         info.append({"who": appearance(a.category, a.look["colors"], a.look.get("clothing", "")),
-                     "category": a.category, "action": act, "regions": visited,
+                     "category": a.category, "action": act, "regions": regions_visited(regions, min_run=1),
                      "motion": motion})
     turns: list[tuple[str, str]] = []
     if info:
@@ -76,9 +73,9 @@ def world_dialogue(actors, scene, frames: int, ids: np.ndarray, rng: np.random.G
         if len(names) == 1:
             turns.append((Q_WHAT, f"There is one: {names[0]}."))
         elif len(names) <= MAX_NAMED:
-            turns.append((Q_WHAT, f"There are {len(names)}: {_join(names)}."))
+            turns.append((Q_WHAT, f"There are {len(names)}: {listing(names)}."))
         else:  # the largest in view first, as one would describe a busy scene
-            turns.append((Q_WHAT, f"There are {len(names)}, among them {_join(names[:MAX_NAMED])}."))
+            turns.append((Q_WHAT, f"There are {len(names)}, among them {listing(names[:MAX_NAMED])}."))
     else:
         turns.append((Q_WHAT, "There is nobody and nothing in the video."))
     # One yes/no question, present or absent with equal chance, about a category or an action.
@@ -87,9 +84,9 @@ def world_dialogue(actors, scene, frames: int, ids: np.ndarray, rng: np.random.G
     if rng.random() < 0.5:
         pool = [c for c in vocab.CATEGORIES if c != "ball"]
         cat = pool[int(rng.integers(len(pool)))] if rng.random() < 0.5 or not cats else cats[int(rng.integers(len(cats)))]
-        art = "an" if cat[0] in "aeiou" else "a"
-        q = f"Is there {art} {cat} in the video?"
-        turns.append((q, f"Yes, there is {art} {cat}." if cat in cats else f"No, there is no {cat}."))
+        thing = appearance(cat, {})  # "a bicycle", "an ..."
+        q = f"Is there {thing} in the video?"
+        turns.append((q, f"Yes, there is {thing}." if cat in cats else f"No, there is no {cat}."))
     else:
         pool = [w for w in ACTION_PHRASE if w not in ("loitering", "gathering", "driving", "flying", "dropped")]
         act = pool[int(rng.integers(len(pool)))] if rng.random() < 0.5 or not acts else acts[int(rng.integers(len(acts)))]
@@ -126,23 +123,29 @@ def pretrain_language(model, tok, cfg, height: int, width: int, progress: bool =
     from tvau.model.backbone import Backbone
     from tvau.model.preprocess import VisionPreprocessor
     from tvau.model.tiny import tiny_preprocessor_config
-    from tvau.pretrain.train import render_videos
+    from tvau.pretrain.train import lr_at, render_pool, render_videos
 
     bb = Backbone(model, tok, VisionPreprocessor.from_config(tiny_preprocessor_config()), source="pretraining",
                   taps=[0])
 
-    def encoded(stream: int, count: int) -> list[tuple]:
+    def encoded(stream: int, count: int, pool) -> list[tuple]:
+        """(dialogue, merged vision tokens, grid) per video, 8 clips per vision call; frames are
+        dropped once encoded, so memory holds 8 clips, not the set."""
         out, batch = [], []
-        for v, frames, _ in render_videos(cfg, stream, count, height, width):
+        for k, (v, frames, _) in enumerate(render_videos(cfg, stream, count, height, width, pool)):
             batch.append((v.dialogue, frames))
-            if len(batch) == 8:
-                out += [(d, e.video_embeds, e.grid_thw) for (d, _), e in zip(batch, bb.encode_videos([f for _, f in batch]))]
+            if len(batch) == 8 or k == count - 1:
+                encs = bb.encode_videos([f for _, f in batch])
+                out += [(d, e.video_embeds, e.grid_thw) for (d, _), e in zip(batch, encs)]
                 batch = []
-        if batch:
-            out += [(d, e.video_embeds, e.grid_thw) for (d, _), e in zip(batch, bb.encode_videos([f for _, f in batch]))]
         return out
 
-    train, held = encoded(2, cfg.lm_videos), encoded(3, cfg.lm_holdout_videos)
+    pool = render_pool(cfg.render_workers)  # one start-up for both streams
+    try:
+        train, held = encoded(2, cfg.lm_videos, pool), encoded(3, cfg.lm_holdout_videos, pool)
+    finally:
+        if pool is not None:
+            pool.shutdown()
     params = [*bb.language_model.parameters(), *bb.model.lm_head.parameters()]
     for p in params:
         p.requires_grad_(True)
@@ -174,10 +177,8 @@ def pretrain_language(model, tok, cfg, height: int, width: int, progress: bool =
     losses = []
     bb.language_model.train()
     for step in range(cfg.lm_steps):
-        lr = cfg.lm_lr * min(1.0, (step + 1) / max(1, cfg.lm_warmup))
-        lr *= 0.5 * (1 + np.cos(np.pi * max(0, step - cfg.lm_warmup) / max(1, cfg.lm_steps - cfg.lm_warmup)))
         for g in opt.param_groups:
-            g["lr"] = lr
+            g["lr"] = lr_at(cfg.lm_lr, cfg.lm_warmup, cfg.lm_steps, step)
         batch = [train[int(i)] for i in rng.integers(len(train), size=cfg.lm_batch)]
         logits, labels = forward(batch, [shuffled(d, rng.permutation(3)) for d, _, _ in batch])
         loss = F.cross_entropy(logits[:, :-1].flatten(0, 1).float(), labels[:, 1:].flatten(), ignore_index=-100)

@@ -102,18 +102,25 @@ def _render(cfg: PretrainConfig, stream: int, index: int, height: int, width: in
     return dataclasses.replace(v, frames=empty, ids=empty), frames, ids
 
 
-def render_videos(cfg: PretrainConfig, stream: int, count: int, height: int, width: int):
-    """Videos 0..count-1 of `stream` at the clip size (as _render), in order; `render_workers`
-    spawned helpers render ahead of the caller."""
-    if not cfg.render_workers or count < 2:
-        for i in range(count):
-            yield _render(cfg, stream, i, height, width)
-        return
+def render_pool(workers: int):
+    """`workers` spawned helper processes rendering world videos (None for 0). Spawn, not fork: the
+    parent may hold threads (torch, a progress bar) that fork would copy mid-lock."""
+    if not workers:
+        return None
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
-    with ProcessPoolExecutor(cfg.render_workers, mp_context=multiprocessing.get_context("spawn")) as ex:
-        yield from ex.map(_render, *zip(*[(cfg, stream, i, height, width) for i in range(count)]))
+    return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+
+
+def render_videos(cfg: PretrainConfig, stream: int, count: int, height: int, width: int, pool=None):
+    """Videos 0..count-1 of `stream` at the clip size (as _render), in order; with `pool`
+    (render_pool), its helpers render ahead of the caller."""
+    if pool is None:
+        for i in range(count):
+            yield _render(cfg, stream, i, height, width)
+        return
+    yield from pool.map(_render, *zip(*[(cfg, stream, i, height, width) for i in range(count)]))
 
 
 class CropPool:
@@ -126,18 +133,12 @@ class CropPool:
     ahead of need; each video is a pure function of its index and the swap schedule is fixed, so the
     samples are the same bytes with any number of helpers (0 renders in this process)."""
 
-    def __init__(self, cfg: PretrainConfig, height: int, width: int, preprocessor, steps: int | None = None) -> None:
+    def __init__(self, cfg: PretrainConfig, height: int, width: int, preprocessor) -> None:
         self.cfg, self.pre, self.size = cfg, preprocessor, (height, width)
-        self.steps = steps if steps is not None else cfg.steps
         self.crop = cfg.crop if 0 < cfg.crop < min(height, width) else 0
         self.starts = list(range(0, cfg.video_frames - cfg.clip_frames + 1, cfg.clip_frames))
-        self._executor, self._futures, self.swapped = None, {}, 0
-        if cfg.render_workers and (cfg.fresh_videos or cfg.pool_videos > 1):
-            import multiprocessing
-            from concurrent.futures import ProcessPoolExecutor
-
-            # spawn, not fork: the parent may hold threads (torch, progress bar) that fork would copy mid-lock.
-            self._executor = ProcessPoolExecutor(cfg.render_workers, mp_context=multiprocessing.get_context("spawn"))
+        self._futures, self.swapped = {}, 0
+        self._executor = render_pool(cfg.render_workers if cfg.fresh_videos or cfg.pool_videos > 1 else 0)
         total = cfg.pool_videos + cfg.fresh_videos
         self._ahead = max(2, 2 * cfg.render_workers)  # fresh videos requested before they are due
         for i in range(min(total, cfg.pool_videos + self._ahead)):
@@ -164,7 +165,7 @@ class CropPool:
     def advance(self, step: int) -> None:
         """Swap in the fresh videos due by `step` (0-based) for the oldest in the pool."""
         cfg = self.cfg
-        due = cfg.fresh_videos * step // max(1, self.steps)
+        due = cfg.fresh_videos * step // max(1, cfg.steps)
         while self.swapped < due:
             index = cfg.pool_videos + self.swapped
             self.videos[self.swapped % cfg.pool_videos] = self._take(index)
@@ -237,11 +238,12 @@ def _losses(cfg: PretrainConfig, visual, heads: Heads, pixels, grid, tg) -> tupl
     return loss, stats
 
 
-def _lr(cfg: PretrainConfig, step: int) -> float:
-    if step < cfg.warmup:
-        return cfg.lr * (step + 1) / cfg.warmup
-    p = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
-    return cfg.lr * 0.5 * (1 + math.cos(math.pi * p))
+def lr_at(peak: float, warmup: int, steps: int, step: int) -> float:
+    """Learning rate of step `step` (0-based): linear warm-up to `peak`, then cosine decay to 0."""
+    if step < warmup:
+        return peak * (step + 1) / warmup
+    p = (step - warmup) / max(1, steps - warmup)
+    return peak * 0.5 * (1 + math.cos(math.pi * p))
 
 
 def _holdout(cfg, visual, heads, height, width, pre) -> dict:
@@ -311,7 +313,7 @@ def pretrain_backbone(out_dir: str | Path, cfg: PretrainConfig, height: int, wid
                     pool.advance(step)
                     pixels, grid, tg = pool.draw(rng)
                     for g in opt.param_groups:
-                        g["lr"] = _lr(cfg, step)
+                        g["lr"] = lr_at(cfg.lr, cfg.warmup, cfg.steps, step)
                     loss, st = _losses(cfg, visual, heads, pixels, grid, tg)
                     opt.zero_grad(set_to_none=True)
                     loss.backward()

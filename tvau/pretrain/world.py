@@ -90,7 +90,7 @@ def render_world_video(cfg: PretrainConfig, stream: int, index: int) -> WorldVid
     # Its own random stream, so the dialogue never changes what is rendered.
     from tvau.pretrain.language import world_dialogue
 
-    turns = world_dialogue(actors, scene, T, ids, np.random.default_rng([cfg.seed, 11, stream, index]))
+    turns = world_dialogue(actors, scene, ids, np.random.default_rng([cfg.seed, 11, stream, index]))
     return WorldVideo(np.stack(frames), ids, cat, act, vel, turns)
 
 
