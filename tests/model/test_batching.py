@@ -128,7 +128,7 @@ def test_chat_batch_equals_one_at_a_time(model):
     real): token-for-token the same answers, and the same prefill logits on every real position."""
     clips = _clips()
     questions = [Q_ANOMALY, "Describe the environment.", "What is its motion state?"]
-    histories = [None, [(Q_ANOMALY, "yes, a person running")], None]
+    histories = [None, [(Q_ANOMALY, "yes, a person is running")], None]
     n_new = 12
     with torch.no_grad():
         encs = model.encode_batch(clips)
@@ -154,18 +154,19 @@ def test_chat_batch_equals_one_at_a_time(model):
 def test_chat_batch_stops_each_answer_at_its_own_end(model):
     """Answers that end at different steps: each is cut where it stopped, the others go on. A random
     tiny model never says <|im_end|> by itself, so its lm_head row is made a slightly longer copy of
-    the row of the token that clip 0 emits third: from then on <|im_end|> wins wherever that token
-    would have (same model for the batch and the single runs)."""
+    the row of a token that clip 0 emits after its first step and another clip never emits: from then
+    on <|im_end|> wins wherever that token would have (same model for the batch and the single runs)."""
     bb = model.backbone
     clips = _clips()
     n_new = 10
     with torch.no_grad():
         encs = model.encode_batch(clips)
-        _, embeds, pos = model._lm_inputs(encs[0], [(Q_ANOMALY, None)])
-        third = bb.greedy_tokens_batch(embeds, pos, n_new)[0][2]
+        seqs = [bb.greedy_tokens_batch(*model._lm_inputs(e, [(Q_ANOMALY, None)])[1:], n_new)[0] for e in encs]
+        k, stop = next((k, t) for k, t in enumerate(seqs[0])
+                       if k > 0 and t not in seqs[0][:k] and any(t not in s for s in seqs[1:]))
         head = bb.model.lm_head.weight
         saved = head[bb.table.im_end].clone()
-        head[bb.table.im_end] = head[third] * 1.01
+        head[bb.table.im_end] = head[stop] * 1.01
         try:
             batch = model.chat_batch(encs, Q_ANOMALY, max_new_tokens=n_new)
             single = [model.chat(e, Q_ANOMALY, max_new_tokens=n_new) for e in encs]
@@ -174,7 +175,7 @@ def test_chat_batch_stops_each_answer_at_its_own_end(model):
         finally:
             head[bb.table.im_end] = saved
     assert [r.answer for r in batch] == [r.answer for r in single]
-    assert lengths[0] == 2 and max(lengths) == n_new  # clip 0 stopped at its third step, another did not
+    assert lengths[0] == k and max(lengths) == n_new  # clip 0 stopped at step k + 1, another did not
 
 
 def test_dialogue_loss_batch_and_gradient_checkpointing(tiny_cfg):

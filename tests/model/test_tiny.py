@@ -54,3 +54,21 @@ def test_model_dir_is_ordinary_and_deterministic(tiny_cfg, tmp_path):
     other = write_tiny_backbone(tmp_path / "other", seed=1)
     assert _sha(other / "model.safetensors") != _sha(d / "model.safetensors")
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")], "temporary build dirs left behind"
+
+
+def test_dialogue_words_are_whole_tokens():
+    """The words of the SFT answers are single tokens (as in Qwen's vocabulary), so the tiny LM
+    predicts words, not letters: a phase-B answer is about one token per word."""
+    from tvau.construct.dialogue import phase_b_anomalous
+    from tvau.synth.palette import LOWER_GARMENTS, UPPER_GARMENTS
+
+    tok = build_tiny_tokenizer()
+    for w in (*[g for g in UPPER_GARMENTS if "-" not in g], *LOWER_GARMENTS, "skateboarding", "holds"):
+        assert len(tok.encode(" " + w, add_special_tokens=False)) == 1, w
+    for w in ("Yes", "No", "Besides"):  # sentence-initial; the first token of an answer decides yes/no
+        assert len(tok.encode(w, add_special_tokens=False)) == 1, w
+    target = {"described_category": "person", "described_colors": {"upper": "orange", "lower": "white"},
+              "described_clothing": "hoodie and trousers with a bag", "described_action": "running",
+              "regions": ["left", "middle"], "motion_state": "fast"}
+    answer = phase_b_anomalous(target, [])[0][1]["content"]
+    assert len(tok.encode(answer, add_special_tokens=False)) <= len(answer.split()) + 6, answer

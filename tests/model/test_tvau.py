@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from tvau.model.ahd import ahd_loss, pool_masks
 from tvau.model.clips import synthetic_clip
@@ -179,3 +180,24 @@ def test_adapter_file_errors_name_the_file(tiny_cfg, model, tmp_path):
     path = other.save_adapters(tmp_path / "other.safetensors")
     with pytest.raises(ValueError, match="other.safetensors.*rae_hidden"):
         model.load_adapters(path)
+
+
+def test_answer_loss_weights_the_first_token_of_each_answer():
+    """Hand-worked: two answers (tokens 3, 4 and token 5) after a prompt; with weight w the first
+    token of each answer (3 and 5) counts w times in the mean, and w = 1 is plain cross-entropy."""
+    from tvau.model.chat import answer_loss
+
+    torch.manual_seed(0)
+    logits = torch.randn(2, 6, 9)
+    labels = torch.tensor([[-100, -100, 3, 4, -100, 5], [-100, -100, -100, -100, 7, 8]])
+    logp = torch.log_softmax(logits, dim=-1)
+    # position t predicts labels[t + 1]
+    nll = {(0, 1): -logp[0, 1, 3], (0, 2): -logp[0, 2, 4], (0, 4): -logp[0, 4, 5],
+           (1, 3): -logp[1, 3, 7], (1, 4): -logp[1, 4, 8]}
+    firsts = {(0, 1), (0, 4), (1, 3)}
+    for w in (1.0, 4.0):
+        weights = {k: (w if k in firsts else 1.0) for k in nll}
+        expect = sum(weights[k] * v for k, v in nll.items()) / sum(weights.values())
+        assert torch.allclose(answer_loss(logits, labels, w), expect, atol=1e-6), w
+    assert torch.allclose(answer_loss(logits, labels), F.cross_entropy(
+        logits[:, :-1].flatten(0, 1), labels[:, 1:].flatten(), ignore_index=-100))

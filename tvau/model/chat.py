@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import torch
+import torch.nn.functional as F
 
 IM_START, IM_END, ENDOFTEXT = "<|im_start|>", "<|im_end|>", "<|endoftext|>"
 VISION_START, VISION_END = "<|vision_start|>", "<|vision_end|>"
@@ -145,3 +146,29 @@ def build_prompt(
         anomaly_positions=(input_ids[0] == table.anomaly_pad).nonzero().flatten(),
         video_positions=(input_ids[0] == table.video).nonzero().flatten(),
     )
+
+
+def left_padded_labels(prompts: list[Prompt], length: int) -> torch.Tensor:
+    """The prompts' labels (1, L_i) as one (B, length) batch, left-padded with -100 the way
+    Backbone.batch_inputs left-pads their inputs, so column j of both is the same token."""
+    labels = torch.full((len(prompts), length), -100, dtype=torch.long)
+    for i, p in enumerate(prompts):
+        labels[i, length - p.labels.shape[1]:] = p.labels[0]
+    return labels
+
+
+def answer_loss(logits: torch.Tensor, labels: torch.Tensor, first_token_weight: float = 1.0) -> torch.Tensor:
+    """Next-token cross-entropy over the answer tokens: logits (B, L, V) and labels (B, L) aligned,
+    -100 outside the answers. With first_token_weight w != 1 it is a weighted mean in which the first
+    token of each answer counts w times. That token is the answer's decision ("Yes" or "No" to "Is
+    there any anomaly in the video?"); in a plain mean it is one of about 65 answer tokens of a phase-B
+    dialogue, and the embedded 2-layer LM left it at chance while learning the descriptions (params.yaml,
+    train.rae_first_token_weight). w = 1 is the paper's loss (METHOD.md section 6)."""
+    pred, target = logits[:, :-1].flatten(0, 1).float(), labels[:, 1:]
+    if first_token_weight == 1.0:
+        return F.cross_entropy(pred, target.flatten(), ignore_index=-100)
+    answer = target != -100
+    first = answer & torch.cat([torch.ones_like(answer[:, :1]), ~answer[:, :-1]], dim=1)
+    weight = answer.float() + (first_token_weight - 1.0) * first.float()
+    ce = F.cross_entropy(pred, target.flatten(), ignore_index=-100, reduction="none")
+    return (ce * weight.flatten()).sum() / weight.sum()

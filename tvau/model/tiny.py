@@ -33,7 +33,7 @@ from tvau.model.chat import (
     VISION_START,
 )
 
-TINY_VERSION = 1  # bump when the tiny architecture or tokenizer changes (new cache directory)
+TINY_VERSION = 2  # bump when the tiny architecture or tokenizer changes (new cache directory)
 TINY_BPE_VOCAB = 1024  # target BPE vocabulary size (the corpus is small; training stops earlier)
 
 # OpenAI CLIP normalisation, as in Qwen2.5-VL's preprocessor_config.json.
@@ -62,6 +62,40 @@ def _corpus() -> list[str]:
     lines += [common] * 2
     lines += [f"a {c} {w}" for c in vocab.COLORS for w in vocab.CATEGORIES]
     lines += prompt_sentences("normal") + prompt_sentences("abnormal")
+    return lines + _dialogue_corpus()
+
+
+def _dialogue_corpus() -> list[str]:
+    """Sentences made by the project's own dialogue templates (tvau.construct, tvau.pretrain), so
+    that the words of every answer the LM is trained on (garments, action phrases, motion verbs,
+    the fixed answer frames) are whole tokens, as they are in Qwen's 150k-token vocabulary. Spelled
+    out letter by letter ("h o o d i e"), a 2-layer LM garbles them ("an orange hoo")."""
+    from tvau import vocab
+    from tvau.construct.dialogue import Q_ENV, Q_MOVES, Q_OBJECTS, phase_a, phase_b_anomalous, phase_b_normal
+    from tvau.construct.sentences import ACTION_PHRASE, MOTION_VERB
+    from tvau.pretrain.language import Q_DOING, Q_MOVE, Q_WHAT
+    from tvau.synth.palette import LOWER_GARMENTS, UPPER_GARMENTS
+
+    colors, regions = vocab.COLORS, vocab.REGIONS_3X3
+    lines = [Q_ENV, Q_MOVES, Q_OBJECTS, Q_WHAT, Q_DOING, Q_MOVE, *ACTION_PHRASE.values(), *MOTION_VERB.values()]
+    people = []
+    for k, (top, bottom) in enumerate((t, b) for t in UPPER_GARMENTS for b in LOWER_GARMENTS):
+        for j in range(len(colors)):
+            up, low = colors[j], colors[(j + 3 * k + 1) % len(colors)]
+            clothing = f"{top} and {bottom}" + (" with a bag" if (j + k) % 3 == 0 else "")
+            people.append({"category": "person", "colors": {"upper": up, "lower": low}, "clothing": clothing})
+    things = [{"category": c, "colors": {"body": colors[k % len(colors)]}, "clothing": ""}
+              for k, c in enumerate(vocab.CATEGORIES[1:] * 2)]
+    states, actions = list(MOTION_VERB), list(ACTION_PHRASE)
+    objects = [dict(o, regions=[regions[k % 9], regions[(4 * k + 1) % 9]][: 1 + k % 2],
+                    motion_state=states[k % len(states)], described_category=o["category"],
+                    described_colors=o["colors"], described_clothing=o["clothing"],
+                    described_action=actions[k % len(actions)])
+               for k, o in enumerate(people + things)]
+    for k, o in enumerate(objects):
+        others = [objects[(k + 1) % len(objects)], objects[(k + 7) % len(objects)]]
+        convs = [phase_a([o, *others]), phase_b_anomalous(o, others)[0], phase_b_normal(others)[0]]
+        lines += [m["content"] for msgs in convs for m in msgs]
     return lines
 
 

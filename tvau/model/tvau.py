@@ -31,6 +31,7 @@ from torch import nn
 
 from tvau.model.ahd import AHD, heatmap_from_logits
 from tvau.model.backbone import Backbone, VisionOutput, load_backbone
+from tvau.model.chat import answer_loss, left_padded_labels
 from tvau.model.config import ModelConfig
 from tvau.model.lora import inject_lora, lora_parameters
 from tvau.model.rae import RAE
@@ -248,15 +249,16 @@ class TVAU(nn.Module):
         return [ChatResult(a, heatmap_from_logits(e.logits).cpu() if e.logits is not None else None,
                            [*(h or []), (q, a)]) for a, e, q, h in zip(answers, encs, questions, histories)]
 
-    def dialogue_loss(self, clip, turns: list[tuple[str, str]]) -> torch.Tensor:
-        """Stage-2 loss: next-token cross-entropy on the assistant answers of a conversation."""
+    def dialogue_loss(self, clip, turns: list[tuple[str, str]], first_token_weight: float = 1.0) -> torch.Tensor:
+        """Stage-2 loss: next-token cross-entropy on the assistant answers of a conversation
+        (`first_token_weight`: see answer_loss)."""
         enc = self._encoding(clip)
         prompt, embeds, pos = self._lm_inputs(enc, turns)
         logits = self.backbone.logits(embeds, pos)
-        labels = prompt.labels.to(logits.device)
-        return F.cross_entropy(logits[0, :-1].float(), labels[0, 1:], ignore_index=-100)
+        return answer_loss(logits, prompt.labels.to(logits.device), first_token_weight)
 
-    def dialogue_loss_batch(self, clips, conversations: Sequence[list[tuple[str, str]]]) -> torch.Tensor:
+    def dialogue_loss_batch(self, clips, conversations: Sequence[list[tuple[str, str]]],
+                            first_token_weight: float = 1.0) -> torch.Tensor:
         """dialogue_loss() over several clips in one left-padded LM forward: the mean over ALL answer
         tokens of the batch (so a clip weighs by its answer length, as in one long sequence)."""
         if len(clips) != len(conversations) or not clips:
@@ -266,11 +268,7 @@ class TVAU(nn.Module):
         out = self.backbone.language_model(inputs_embeds=embeds, attention_mask=mask, position_ids=pos,
                                            use_cache=False)
         logits = self.backbone.model.lm_head(out.last_hidden_state)
-        length = logits.shape[1]
-        labels = torch.full((len(prompts), length), -100, dtype=torch.long, device=logits.device)
-        for i, p in enumerate(prompts):
-            labels[i, length - p.labels.shape[1]:] = p.labels[0].to(logits.device)
-        return F.cross_entropy(logits[:, :-1].flatten(0, 1).float(), labels[:, 1:].flatten(), ignore_index=-100)
+        return answer_loss(logits, left_padded_labels(prompts, logits.shape[1]).to(logits.device), first_token_weight)
 
     # --- adapters (AHD + RAE + LoRA) as one safetensors file ---
     def adapter_state_dict(self) -> dict[str, torch.Tensor]:

@@ -118,9 +118,9 @@ def pretrain_language(model, tok, cfg, height: int, width: int, progress: bool =
     `cfg.lm_holdout_videos` videos of stream 3: answer-token accuracy (teacher forcing) and the share
     of yes/no questions whose first answer token is the right one of "Yes"/"No"."""
     import torch
-    import torch.nn.functional as F
 
     from tvau.model.backbone import Backbone
+    from tvau.model.chat import answer_loss, left_padded_labels
     from tvau.model.preprocess import VisionPreprocessor
     from tvau.model.tiny import tiny_preprocessor_config
     from tvau.pretrain.train import lr_at, render_pool, render_videos
@@ -162,11 +162,7 @@ def pretrain_language(model, tok, cfg, height: int, width: int, progress: bool =
         prompts, embeds, mask, pos = inputs(samples, conversations)
         out = bb.language_model(inputs_embeds=embeds, attention_mask=mask, position_ids=pos, use_cache=False)
         logits = bb.model.lm_head(out.last_hidden_state)
-        length = logits.shape[1]
-        labels = torch.full((len(prompts), length), -100, dtype=torch.long)
-        for i, p in enumerate(prompts):
-            labels[i, length - p.labels.shape[1]:] = p.labels[0]
-        return logits, labels
+        return logits, left_padded_labels(prompts, logits.shape[1])
 
     opt = torch.optim.AdamW(params, lr=cfg.lm_lr, weight_decay=cfg.weight_decay)
     rng = np.random.default_rng([cfg.seed, 13])
@@ -181,7 +177,7 @@ def pretrain_language(model, tok, cfg, height: int, width: int, progress: bool =
             g["lr"] = lr_at(cfg.lm_lr, cfg.lm_warmup, cfg.lm_steps, step)
         batch = [train[int(i)] for i in rng.integers(len(train), size=cfg.lm_batch)]
         logits, labels = forward(batch, [shuffled(d, rng.permutation(3)) for d, _, _ in batch])
-        loss = F.cross_entropy(logits[:, :-1].flatten(0, 1).float(), labels[:, 1:].flatten(), ignore_index=-100)
+        loss = answer_loss(logits, labels)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)

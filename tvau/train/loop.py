@@ -258,7 +258,7 @@ class Trainer:
         if self.stage == "ahd":
             logits = self.model.ahd(feats, self.anchors)
             return ahd_loss(logits, torch.from_numpy(s.target))
-        return self.model.dialogue_loss(feats, list(s.turns))
+        return self.model.dialogue_loss(feats, list(s.turns), self.cfg.rae_first_token_weight)
 
     def train_mode(self) -> None:
         """Only the trained modules leave eval mode (LoRA's dropout included); the frozen backbone
