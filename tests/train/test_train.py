@@ -59,6 +59,26 @@ def test_stage2_trains_rae_and_lora_only(params, train_set, trained):
     assert (out / "adapters.safetensors").read_bytes() == (trained / "adapters.safetensors").read_bytes()
 
 
+def test_yes_no_warm_up_comes_first_and_asks_only_the_decision(params, train_set, trained):
+    """train.rae_epochs_q > 0: phase Q (each phase-B clip's first question, answered "Yes." or "No.")
+    runs before the curriculum, and its answers are exactly the first sentence of phase B's."""
+    from tvau.model.chat import Q_ANOMALY
+    from tvau.train.data import decision_samples, sft_samples
+
+    b = sft_samples(train_set, "B")
+    q = decision_samples(b)
+    assert [s.key for s in q] == [s.key for s in b]
+    assert all(s.turns == ((Q_ANOMALY, "Yes."),) if r.turns[0][1].startswith("Yes.") else
+               s.turns == ((Q_ANOMALY, "No."),) for s, r in zip(q, b))
+    assert {s.turns[0][1] for s in q} == {"Yes.", "No."}  # the tiny set has both kinds of clip
+    warm = params.model_copy(update={"train": params.train.model_copy(update={"rae_epochs_q": 1})})
+    out = run_stage(warm, "rae", train_set, trained.parent / "tvau_q", init=trained.parent / "ahd",
+                    checkpoint_dir=trained.parent / "ck_q", progress=False)
+    phases = [json.loads(line)["phase"] for line in (out / "train_log.jsonl").read_text().splitlines()]
+    order = [("Q", "A", "B").index(p) for p in phases]
+    assert order[0] == 0 and order == sorted(order)
+
+
 def test_clips_encoded_in_groups_train_as_one_clip_at_a_time(params, train_set, trained, tmp_path):
     """train.encode_batch groups clips into one vision call: the adapters are those of one clip per call
     (up to float rounding of the batched vision pass)."""
@@ -132,6 +152,10 @@ def test_schedule_is_seeded_and_follows_the_curriculum():
     assert sorted(i.index for i in flat if i.phase == "A") == [0, 1, 2, 3, 4]
     assert schedule({"A": 5, "B": 3}, {"A": 1, "B": 2}, seed=1, stage_id=2, batch=2) != a
     assert len(schedule({"x": 3}, {"x": 1}, 0, 1, batch=2, max_steps=7)) == 7
+    # a warm-up phase in front runs first, in full
+    q = schedule({"Q": 3, "A": 5, "B": 3}, {"Q": 2, "A": 1, "B": 2}, seed=0, stage_id=2, batch=2)
+    flat = [i.phase for step in q for i in step]
+    assert flat[:6] == ["Q"] * 6 and "Q" not in flat[6:]
 
 
 def test_trained_directory_round_trip_and_errors(params, tmp_path):

@@ -42,6 +42,9 @@ class TrainConfig(Section):
     # Stage 2: RAE + LoRA (paper: LR 2e-4). epochs = phase A, epochs_b = phase B.
     rae: StageConfig = StageConfig(lr=2e-4, epochs=1)
     rae_epochs_b: float = Field(2, ge=0)  # stage-2 epochs over phase B (anomaly-focused dialogues)
+    # Stage 2, ours: epochs of a yes/no warm-up (phase Q, before A) on the phase-B clips' first question
+    # answered "Yes." or "No." (tvau.train.data.decision_samples). 0 = the paper's curriculum.
+    rae_epochs_q: float = Field(0, ge=0)
     # Stage 2: the first token of each answer (the "Yes"/"No" of the anomaly question) counts this many
     # times in the answer loss (tvau.model.tvau.answer_loss). 1 = the paper's plain next-token mean.
     rae_first_token_weight: float = Field(1.0, ge=1)

@@ -90,6 +90,18 @@ def sft_samples(data_dir: str | Path, phase: str, split: str = "train") -> list[
     return out
 
 
+def decision_samples(phase_b: list[SFTSample]) -> list[SFTSample]:
+    """Phase Q (ours, not the paper's; train.rae_epochs_q): each phase-B record's first question with
+    only the first sentence of its answer, "Yes." or "No.". On the embedded 2-layer LM the full
+    dialogues alone leave this decision at chance: one token among about 65 answer tokens."""
+    out = []
+    for s in phase_b:
+        question, answer = s.turns[0]
+        head = answer.split(".", 1)[0].strip()
+        out.append(SFTSample(s.key, s.video, s.start, ((question, head + "."),)))
+    return out
+
+
 def epoch_order(n: int, seed: int, *salt: int) -> np.ndarray:
     """A permutation of range(n) determined by (seed, salt...) only."""
     return np.random.default_rng([seed, *salt]).permutation(n)

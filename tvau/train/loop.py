@@ -37,7 +37,14 @@ from typing import Any
 import torch
 
 from tvau.model.ahd import ahd_loss
-from tvau.train.data import ClipReader, TrainingDataError, ahd_samples, epoch_order, sft_samples
+from tvau.train.data import (
+    ClipReader,
+    TrainingDataError,
+    ahd_samples,
+    decision_samples,
+    epoch_order,
+    sft_samples,
+)
 
 OnLog = Callable[[int, dict[str, Any]], None]
 STAGE_IDS = {"ahd": 1, "rae": 2}
@@ -47,7 +54,7 @@ SUMMARY_FILE = "train.json"
 
 @dataclass(frozen=True)
 class Item:
-    phase: str  # "ahd" | "A" | "B"
+    phase: str  # "ahd" | "Q" | "A" | "B"
     index: int  # sample index within its phase
     epoch: float  # position in epochs of that phase (for logging)
 
@@ -192,6 +199,9 @@ class Trainer:
         else:
             self.samples = {"A": sft_samples(data_dir, "A"), "B": sft_samples(data_dir, "B")}
             epochs = {"A": self.cfg.rae.epochs, "B": self.cfg.rae_epochs_b}
+            if self.cfg.rae_epochs_q:  # the yes/no warm-up comes first (absent at 0: A and B keep their order)
+                self.samples = {"Q": decision_samples(self.samples["B"]), **self.samples}
+                epochs["Q"] = self.cfg.rae_epochs_q
             self.stage_cfg = self.cfg.rae
         self.batch = self.cfg.micro_batch * self.cfg.grad_accum
         self.steps = schedule({k: len(v) for k, v in self.samples.items()}, epochs, self.cfg.seed,
