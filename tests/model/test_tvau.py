@@ -199,5 +199,9 @@ def test_answer_loss_weights_the_first_token_of_each_answer():
         weights = {k: (w if k in firsts else 1.0) for k in nll}
         expect = sum(weights[k] * v for k, v in nll.items()) / sum(weights.values())
         assert torch.allclose(answer_loss(logits, labels, w), expect, atol=1e-6), w
+    # first_token_only (the yes/no phase): the mean over the first tokens alone
+    only = sum(v for k, v in nll.items() if k in firsts) / len(firsts)
+    assert torch.allclose(answer_loss(logits, labels, first_token_only=True), only, atol=1e-6)
+    assert torch.allclose(answer_loss(logits, labels, 4.0, first_token_only=True), only, atol=1e-6)
     assert torch.allclose(answer_loss(logits, labels), F.cross_entropy(
         logits[:, :-1].flatten(0, 1), labels[:, 1:].flatten(), ignore_index=-100))

@@ -231,7 +231,8 @@ def test_world_dialogue_answers_from_what_the_camera_shows_and_never_says_anomal
         if q.startswith("Is there"):
             cat = q.split()[3]
             assert a.startswith("Yes") == any(x.category == cat for x in in_view), (q, a)
-        yes_no.append(a.split(",")[0])
+        assert a.startswith(("Yes. ", "No. ")), a  # the decision first, as T-VAU's dialogues answer
+        yes_no.append(a.split(".")[0])
     assert {"Yes", "No"} <= set(yes_no)  # both answers occur
 
 

@@ -12,7 +12,7 @@ import torch
 from tvau.model.trained import TrainedModelError, load_trained, read_card, save_trained
 from tvau.model.tvau import TVAU
 from tvau.train import run_stage
-from tvau.train.loop import schedule
+from tvau.train.loop import Trainer, schedule
 
 
 def _groups(model: TVAU) -> dict[str, dict[str, torch.Tensor]]:
@@ -59,24 +59,63 @@ def test_stage2_trains_rae_and_lora_only(params, train_set, trained):
     assert (out / "adapters.safetensors").read_bytes() == (trained / "adapters.safetensors").read_bytes()
 
 
-def test_yes_no_warm_up_comes_first_and_asks_only_the_decision(params, train_set, trained):
+def test_yes_no_phase_is_balanced_trains_the_decision_token_alone_and_runs_first_or_last(params, train_set, trained):
     """train.rae_epochs_q > 0: phase Q (each phase-B clip's first question, answered "Yes." or "No.")
-    runs before the curriculum, and its answers are exactly the first sentence of phase B's."""
+    has exactly the first sentence of phase B's answers, the minority answer repeated until both are
+    equally many; it runs before the curriculum, after it, or shuffled into phase B (rae_q_mode); its
+    loss is the decision token's cross-entropy alone."""
     from tvau.model.chat import Q_ANOMALY
-    from tvau.train.data import decision_samples, sft_samples
+    from tvau.train.data import balanced, decision_samples, sft_samples
 
     b = sft_samples(train_set, "B")
     q = decision_samples(b)
-    assert [s.key for s in q] == [s.key for s in b]
+    assert all(s.first_token_only for s in q) and not any(s.first_token_only for s in b)
+    assert [s.key for s in q[:len(b)]] == [s.key for s in b]
     assert all(s.turns == ((Q_ANOMALY, "Yes."),) if r.turns[0][1].startswith("Yes.") else
                s.turns == ((Q_ANOMALY, "No."),) for s, r in zip(q, b))
-    assert {s.turns[0][1] for s in q} == {"Yes.", "No."}  # the tiny set has both kinds of clip
+    # class-balanced: the minority answer's clips repeat until both answers are equally many
+    for sub in (b, b[:-1]):  # the tiny set is 3 "Yes" and 3 "No"; without its last record, unequal
+        q_sub, n_yes = decision_samples(sub), sum(r.turns[0][1].startswith("Yes.") for r in sub)
+        answers = [s.turns[0][1] for s in q_sub]
+        assert 0 < n_yes < len(sub)
+        assert answers.count("Yes.") == answers.count("No.") == max(n_yes, len(sub) - n_yes)
+        minority = "Yes." if n_yes < len(sub) - n_yes else "No."
+        assert all(s.turns[0][1] == minority for s in q_sub[len(sub):])
+    assert len(decision_samples(b[:-1])) == len(b[:-1]) + 1
+    # train.rae_balance_b balances phase B's whole dialogues the same way
+    full, minority = balanced(b[:-1]), "Yes" if n_yes < len(b) - 1 - n_yes else "No"
+    first_of_minority = next(s for s in b[:-1] if s.turns[0][1].startswith(minority))
+    assert full == b[:-1] + [first_of_minority]  # whole dialogues, the minority's first one repeated
+    assert balanced(b) == b  # already balanced: unchanged
     warm = params.model_copy(update={"train": params.train.model_copy(update={"rae_epochs_q": 1})})
     out = run_stage(warm, "rae", train_set, trained.parent / "tvau_q", init=trained.parent / "ahd",
                     checkpoint_dir=trained.parent / "ck_q", progress=False)
     phases = [json.loads(line)["phase"] for line in (out / "train_log.jsonl").read_text().splitlines()]
     order = [("Q", "A", "B").index(p) for p in phases]
     assert order[0] == 0 and order == sorted(order)
+    def mode(m: str):  # every phase whole: no max_steps cut
+        return warm.model_copy(update={"train": warm.train.model_copy(update={
+            "rae_q_mode": m, "rae_epochs_q": 2, "rae": warm.train.rae.model_copy(update={"max_steps": 0})})})
+
+    with_b = Trainer(mode("with_b"), "rae", train_set, trained.parent / "ahd", progress=False)
+    assert list(with_b.samples) == ["A", "B"]  # Q's samples (2 passes = 2 copies per B pass of 1) join B's
+    assert with_b.samples["B"] == b + q + q and sum(s.first_token_only for s in with_b.samples["B"]) == 2 * len(q)
+    tr = Trainer(mode("last"), "rae", train_set, trained.parent / "ahd", progress=False)
+    assert list(tr.samples) == ["A", "B", "Q"]
+    assert [it.phase for step in tr.steps for it in step][-1] == "Q"
+    # phase Q's loss is the decision token's cross-entropy alone; A's and B's cover every answer token
+    item_q = next(it for step in tr.steps for it in step if it.phase == "Q")
+    s_q = tr.samples["Q"][item_q.index]
+    tr.model.eval()
+    with torch.no_grad():
+        got = tr.loss(item_q)
+        feats = tr._features(s_q.video, s_q.start)
+        prompt, embeds, pos = tr.model._lm_inputs(feats, list(s_q.turns))
+        logits = tr.model.backbone.logits(embeds, pos)[0]
+        first = int((prompt.labels[0] != -100).nonzero()[0])
+        want = torch.nn.functional.cross_entropy(logits[first - 1:first].float(), prompt.labels[0, first:first + 1])
+        assert torch.allclose(got, want, atol=1e-5)
+        assert not torch.allclose(tr.model.dialogue_loss(feats, list(s_q.turns)), want, atol=1e-3)
 
 
 def test_clips_encoded_in_groups_train_as_one_clip_at_a_time(params, train_set, trained, tmp_path):

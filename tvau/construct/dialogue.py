@@ -13,14 +13,7 @@ refined descriptions) of the stage-2 curriculum (METHOD.md section 6). Each reco
 from __future__ import annotations
 
 from tvau.construct.sentences import ACTION_PHRASE, MOTION_VERB, appearance, from_to, trajectory
-
-Q_ANOMALY = "Is there any anomaly in the video?"
-Q_TARGET = "Describe the anomaly target's features."
-Q_MOTION = "What is its motion state?"
-Q_FROM_TO = "From where to where does it move?"
-Q_ENV = "Describe the environment."
-Q_OBJECTS = "Describe the people and objects in the video."
-Q_MOVES = "How does each of them move?"
+from tvau.questions import Q_ANOMALY, Q_ENV, Q_FROM_TO, Q_MOTION, Q_MOVES, Q_OBJECTS, Q_TARGET
 
 
 def _turns(pairs: list[tuple[str, str]]) -> list[dict]:

@@ -28,9 +28,7 @@ import torch
 from tvau.data.clips import clip_starts, iter_clips
 from tvau.data.config import ClipConfig
 from tvau.data.record import VideoRecord
-from tvau.model.chat import FOLLOW_UPS, Q_ANOMALY
-
-Q_TARGET, Q_MOTION, Q_FROM_TO = FOLLOW_UPS[0], FOLLOW_UPS[1], FOLLOW_UPS[2]
+from tvau.questions import Q_ANOMALY, Q_FROM_TO, Q_MOTION, Q_TARGET
 
 
 @dataclass

@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
+from tvau.questions import FOLLOW_UPS, Q_ANOMALY  # noqa: F401  (the paper's questions, re-exported)
+
 IM_START, IM_END, ENDOFTEXT = "<|im_start|>", "<|im_end|>", "<|endoftext|>"
 VISION_START, VISION_END = "<|vision_start|>", "<|vision_end|>"
 VIDEO_PAD, IMAGE_PAD, VISION_PAD = "<|video_pad|>", "<|image_pad|>", "<|vision_pad|>"
@@ -26,14 +28,6 @@ ANOMALY_END = "<|anomaly_prompt_end|>"
 QWEN_SPECIAL_TOKENS = (ENDOFTEXT, IM_START, IM_END, VISION_START, VISION_END, VISION_PAD, IMAGE_PAD, VIDEO_PAD)
 ANOMALY_TOKENS = (ANOMALY_START, ANOMALY_PAD, ANOMALY_END)
 
-# The paper's first question and follow-ups (METHOD.md section 7).
-Q_ANOMALY = "Is there any anomaly in the video?"
-FOLLOW_UPS = (
-    "Describe the anomaly target's features.",
-    "What is its motion state?",
-    "From where to where does it move?",
-    "Describe the environment.",
-)
 
 
 @dataclass
@@ -157,18 +151,24 @@ def left_padded_labels(prompts: list[Prompt], length: int) -> torch.Tensor:
     return labels
 
 
-def answer_loss(logits: torch.Tensor, labels: torch.Tensor, first_token_weight: float = 1.0) -> torch.Tensor:
+def answer_loss(logits: torch.Tensor, labels: torch.Tensor, first_token_weight: float = 1.0,
+                first_token_only: bool = False) -> torch.Tensor:
     """Next-token cross-entropy over the answer tokens: logits (B, L, V) and labels (B, L) aligned,
     -100 outside the answers. With first_token_weight w != 1 it is a weighted mean in which the first
     token of each answer counts w times. That token is the answer's decision ("Yes" or "No" to "Is
     there any anomaly in the video?"); in a plain mean it is one of about 65 answer tokens of a phase-B
     dialogue, and the embedded 2-layer LM left it at chance while learning the descriptions (params.yaml,
-    train.rae_first_token_weight). w = 1 is the paper's loss (METHOD.md section 6)."""
+    train.rae_first_token_weight). w = 1 is the paper's loss (METHOD.md section 6).
+
+    first_token_only: the mean over the answers' first tokens alone (the yes/no warm-up, phase Q of
+    train.rae_epochs_q). With the rest of "Yes." in the loss, the "." that the language pretraining
+    never put after "Yes" (it says "Yes, ...": cross-entropy 7.9 at the first step) dominated the early
+    gradients and the decision stayed at chance (note on issue 7)."""
     pred, target = logits[:, :-1].flatten(0, 1).float(), labels[:, 1:]
-    if first_token_weight == 1.0:
+    if first_token_weight == 1.0 and not first_token_only:
         return F.cross_entropy(pred, target.flatten(), ignore_index=-100)
     answer = target != -100
     first = answer & torch.cat([torch.ones_like(answer[:, :1]), ~answer[:, :-1]], dim=1)
-    weight = answer.float() + (first_token_weight - 1.0) * first.float()
+    weight = first.float() if first_token_only else answer.float() + (first_token_weight - 1.0) * first.float()
     ce = F.cross_entropy(pred, target.flatten(), ignore_index=-100, reduction="none")
     return (ce * weight.flatten()).sum() / weight.sum()

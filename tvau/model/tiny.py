@@ -71,9 +71,9 @@ def _dialogue_corpus() -> list[str]:
     the fixed answer frames) are whole tokens, as they are in Qwen's 150k-token vocabulary. Spelled
     out letter by letter ("h o o d i e"), a 2-layer LM garbles them ("an orange hoo")."""
     from tvau import vocab
-    from tvau.construct.dialogue import Q_ENV, Q_MOVES, Q_OBJECTS, phase_a, phase_b_anomalous, phase_b_normal
+    from tvau.construct.dialogue import phase_a, phase_b_anomalous, phase_b_normal
     from tvau.construct.sentences import ACTION_PHRASE, MOTION_VERB
-    from tvau.pretrain.language import Q_DOING, Q_MOVE, Q_WHAT
+    from tvau.questions import Q_DOING, Q_ENV, Q_MOVE, Q_MOVES, Q_OBJECTS, Q_WHAT
     from tvau.synth.palette import LOWER_GARMENTS, UPPER_GARMENTS
 
     colors, regions = vocab.COLORS, vocab.REGIONS_3X3

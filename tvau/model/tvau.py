@@ -249,16 +249,17 @@ class TVAU(nn.Module):
         return [ChatResult(a, heatmap_from_logits(e.logits).cpu() if e.logits is not None else None,
                            [*(h or []), (q, a)]) for a, e, q, h in zip(answers, encs, questions, histories)]
 
-    def dialogue_loss(self, clip, turns: list[tuple[str, str]], first_token_weight: float = 1.0) -> torch.Tensor:
+    def dialogue_loss(self, clip, turns: list[tuple[str, str]], first_token_weight: float = 1.0,
+                      first_token_only: bool = False) -> torch.Tensor:
         """Stage-2 loss: next-token cross-entropy on the assistant answers of a conversation
-        (`first_token_weight`: see answer_loss)."""
+        (`first_token_weight`, `first_token_only`: see answer_loss)."""
         enc = self._encoding(clip)
         prompt, embeds, pos = self._lm_inputs(enc, turns)
         logits = self.backbone.logits(embeds, pos)
-        return answer_loss(logits, prompt.labels.to(logits.device), first_token_weight)
+        return answer_loss(logits, prompt.labels.to(logits.device), first_token_weight, first_token_only)
 
     def dialogue_loss_batch(self, clips, conversations: Sequence[list[tuple[str, str]]],
-                            first_token_weight: float = 1.0) -> torch.Tensor:
+                            first_token_weight: float = 1.0, first_token_only: bool = False) -> torch.Tensor:
         """dialogue_loss() over several clips in one left-padded LM forward: the mean over ALL answer
         tokens of the batch (so a clip weighs by its answer length, as in one long sequence)."""
         if len(clips) != len(conversations) or not clips:
@@ -268,7 +269,8 @@ class TVAU(nn.Module):
         out = self.backbone.language_model(inputs_embeds=embeds, attention_mask=mask, position_ids=pos,
                                            use_cache=False)
         logits = self.backbone.model.lm_head(out.last_hidden_state)
-        return answer_loss(logits, left_padded_labels(prompts, logits.shape[1]).to(logits.device), first_token_weight)
+        return answer_loss(logits, left_padded_labels(prompts, logits.shape[1]).to(logits.device),
+                           first_token_weight, first_token_only)
 
     # --- adapters (AHD + RAE + LoRA) as one safetensors file ---
     def adapter_state_dict(self) -> dict[str, torch.Tensor]:

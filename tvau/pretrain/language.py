@@ -11,7 +11,7 @@ The dialogues come from the generator's ground truth of each world video, in the
 sentence templates (tvau.construct.sentences), and never mention anomalies:
 - "What is in the video?" -> "There are 3: a person in a red shirt and blue jeans, a green bicycle
   and a white car."
-- "Is there a bicycle in the video?" / "Is anyone running?" -> "Yes, ..." / "No, ..." (half present,
+- "Is there a bicycle in the video?" / "Is anyone running?" -> "Yes. ..." / "No. ..." (half present,
   half absent, drawn from the world's categories and actions);
 - "What is <appearance> doing?" -> "It is riding a bicycle."
 - "How does it move?" -> "It moves fast from the left to the right."
@@ -25,10 +25,8 @@ from tvau import vocab
 from tvau.construct.dialogue import _listing as listing
 from tvau.construct.motion import regions_visited
 from tvau.construct.sentences import ACTION_PHRASE, appearance, trajectory
+from tvau.questions import Q_DOING, Q_MOVE, Q_WHAT
 
-Q_WHAT = "What is in the video?"
-Q_DOING = "What is {who} doing?"
-Q_MOVE = "How does it move?"
 # Speed thresholds (person heights per frame) of the generic motion words, as tvau.construct reads
 # them off timelines: static, small movement, walking, fast.
 _SPEEDS = ((0.004, "static"), (0.012, "small movement"), (0.05, "walking"))
@@ -86,13 +84,16 @@ def world_dialogue(actors, scene, ids: np.ndarray, rng: np.random.Generator) -> 
         cat = pool[int(rng.integers(len(pool)))] if rng.random() < 0.5 or not cats else cats[int(rng.integers(len(cats)))]
         thing = appearance(cat, {})  # "a bicycle", "an ..."
         q = f"Is there {thing} in the video?"
-        turns.append((q, f"Yes, there is {thing}." if cat in cats else f"No, there is no {cat}."))
+        # "Yes." / "No." first, as T-VAU's dialogues answer (tvau.construct.dialogue): with "Yes, ..."
+        # here, stage 2 met a "." after "Yes" that cost 7.9 nats and its decision stayed at chance.
+        turns.append((q, f"Yes. There is {thing}." if cat in cats else f"No. There is no {cat}."))
     else:
         pool = [w for w in ACTION_PHRASE if w not in ("loitering", "gathering", "driving", "flying", "dropped")]
         act = pool[int(rng.integers(len(pool)))] if rng.random() < 0.5 or not acts else acts[int(rng.integers(len(acts)))]
         phrase = ACTION_PHRASE[act]
         who = next((i["who"] for i in info if i["category"] == "person" and i["action"] == act), None)
-        turns.append((f"Is anyone {phrase}?", f"Yes, {who} is {phrase}." if who else f"No, nobody is {phrase}."))
+        turns.append((f"Is anyone {phrase}?", f"Yes. {who[0].upper()}{who[1:]} is {phrase}." if who
+                      else f"No. Nobody is {phrase}."))
     if info:
         i = info[int(rng.integers(len(info)))]
         turns.append((Q_DOING.format(who=i["who"]), f"It is {ACTION_PHRASE[i['action']]}."))

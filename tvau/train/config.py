@@ -43,8 +43,15 @@ class TrainConfig(Section):
     rae: StageConfig = StageConfig(lr=2e-4, epochs=1)
     rae_epochs_b: float = Field(2, ge=0)  # stage-2 epochs over phase B (anomaly-focused dialogues)
     # Stage 2, ours: epochs of a yes/no warm-up (phase Q, before A) on the phase-B clips' first question
-    # answered "Yes." or "No." (tvau.train.data.decision_samples). 0 = the paper's curriculum.
+    # answered "Yes." or "No." (tvau.train.data.decision_samples), the loss on that first token only.
+    # 0 = the paper's curriculum.
     rae_epochs_q: float = Field(0, ge=0)
+    # Where phase Q goes: "first" (before A), "last" (after B), or "with_b" (its samples shuffled into
+    # phase B's, repeated so that they get about rae_epochs_q passes during B's rae_epochs_b).
+    rae_q_mode: Literal["first", "last", "with_b"] = "first"
+    # Ours: class-balance phase B (its "No" dialogues outnumber its "Yes" ones ~60/40; the minority's
+    # repeat, tvau.train.data.balanced). False = the paper's data as built.
+    rae_balance_b: bool = False
     # Stage 2: the first token of each answer (the "Yes"/"No" of the anomaly question) counts this many
     # times in the answer loss (tvau.model.tvau.answer_loss). 1 = the paper's plain next-token mean.
     rae_first_token_weight: float = Field(1.0, ge=1)

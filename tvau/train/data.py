@@ -40,6 +40,8 @@ class SFTSample:
     video: str
     start: int
     turns: tuple[tuple[str, str], ...]  # (question, answer) pairs
+    # Loss on the first answer token alone (the yes/no decision of phase Q; answer_loss first_token_only).
+    first_token_only: bool = False
 
 
 def _need(path: Path) -> Path:
@@ -98,8 +100,20 @@ def decision_samples(phase_b: list[SFTSample]) -> list[SFTSample]:
     for s in phase_b:
         question, answer = s.turns[0]
         head = answer.split(".", 1)[0].strip()
-        out.append(SFTSample(s.key, s.video, s.start, ((question, head + "."),)))
-    return out
+        out.append(SFTSample(s.key, s.video, s.start, ((question, head + "."),), first_token_only=True))
+    return balanced(out)
+
+
+def balanced(samples: list[SFTSample]) -> list[SFTSample]:
+    """The samples, then the minority answer's samples (by the first answer's first word, "Yes" or
+    "No") repeated in order until both answers are equally many: the decision then learns no prior
+    (phase B is about 40% "Yes"; the evaluation videos are half anomalous), and greedy decoding's
+    implicit threshold sits where the two answers are equally likely."""
+    by = {a: [s for s in samples if s.turns[0][1].startswith(a)] for a in ("Yes", "No")}
+    small, big = sorted(by.values(), key=len)
+    if not small:
+        return list(samples)
+    return list(samples) + [small[i % len(small)] for i in range(len(big) - len(small))]
 
 
 def epoch_order(n: int, seed: int, *salt: int) -> np.ndarray:

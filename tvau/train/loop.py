@@ -41,6 +41,7 @@ from tvau.train.data import (
     ClipReader,
     TrainingDataError,
     ahd_samples,
+    balanced,
     decision_samples,
     epoch_order,
     sft_samples,
@@ -199,9 +200,16 @@ class Trainer:
         else:
             self.samples = {"A": sft_samples(data_dir, "A"), "B": sft_samples(data_dir, "B")}
             epochs = {"A": self.cfg.rae.epochs, "B": self.cfg.rae_epochs_b}
-            if self.cfg.rae_epochs_q:  # the yes/no warm-up comes first (absent at 0: A and B keep their order)
-                self.samples = {"Q": decision_samples(self.samples["B"]), **self.samples}
-                epochs["Q"] = self.cfg.rae_epochs_q
+            if self.cfg.rae_balance_b:
+                self.samples["B"] = balanced(self.samples["B"])
+            if self.cfg.rae_epochs_q:  # the yes/no phase (absent at 0: A and B alone, in the paper's order)
+                q, mode = decision_samples(self.samples["B"]), self.cfg.rae_q_mode
+                if mode == "with_b":  # Q's samples shuffled into B's, repeated for ~rae_epochs_q passes
+                    reps = max(1, round(self.cfg.rae_epochs_q / self.cfg.rae_epochs_b)) if self.cfg.rae_epochs_b else 1
+                    self.samples["B"] = self.samples["B"] + q * reps
+                else:
+                    self.samples = {**self.samples, "Q": q} if mode == "last" else {"Q": q, **self.samples}
+                    epochs["Q"] = self.cfg.rae_epochs_q
             self.stage_cfg = self.cfg.rae
         self.batch = self.cfg.micro_batch * self.cfg.grad_accum
         self.steps = schedule({k: len(v) for k, v in self.samples.items()}, epochs, self.cfg.seed,
@@ -268,7 +276,9 @@ class Trainer:
         if self.stage == "ahd":
             logits = self.model.ahd(feats, self.anchors)
             return ahd_loss(logits, torch.from_numpy(s.target))
-        return self.model.dialogue_loss(feats, list(s.turns), self.cfg.rae_first_token_weight)
+        # Phase Q's samples (the yes/no decision) train the first answer token alone.
+        return self.model.dialogue_loss(feats, list(s.turns), self.cfg.rae_first_token_weight,
+                                        first_token_only=s.first_token_only)
 
     def train_mode(self) -> None:
         """Only the trained modules leave eval mode (LoRA's dropout included); the frozen backbone
