@@ -22,6 +22,7 @@ from __future__ import annotations
 import numpy as np
 
 from tvau import vocab
+from tvau.construct.dialogue import _cap as capitalised
 from tvau.construct.dialogue import _listing as listing
 from tvau.construct.motion import regions_visited
 from tvau.construct.sentences import ACTION_PHRASE, appearance, trajectory
@@ -92,7 +93,7 @@ def world_dialogue(actors, scene, ids: np.ndarray, rng: np.random.Generator) -> 
         act = pool[int(rng.integers(len(pool)))] if rng.random() < 0.5 or not acts else acts[int(rng.integers(len(acts)))]
         phrase = ACTION_PHRASE[act]
         who = next((i["who"] for i in info if i["category"] == "person" and i["action"] == act), None)
-        turns.append((f"Is anyone {phrase}?", f"Yes. {who[0].upper()}{who[1:]} is {phrase}." if who
+        turns.append((f"Is anyone {phrase}?", f"Yes. {capitalised(who)} is {phrase}." if who
                       else f"No. Nobody is {phrase}."))
     if info:
         i = info[int(rng.integers(len(info)))]

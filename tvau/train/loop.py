@@ -200,10 +200,11 @@ class Trainer:
         else:
             self.samples = {"A": sft_samples(data_dir, "A"), "B": sft_samples(data_dir, "B")}
             epochs = {"A": self.cfg.rae.epochs, "B": self.cfg.rae_epochs_b}
+            q = decision_samples(self.samples["B"])  # balanced on its own, whatever rae_balance_b says
             if self.cfg.rae_balance_b:
                 self.samples["B"] = balanced(self.samples["B"])
             if self.cfg.rae_epochs_q:  # the yes/no phase (absent at 0: A and B alone, in the paper's order)
-                q, mode = decision_samples(self.samples["B"]), self.cfg.rae_q_mode
+                mode = self.cfg.rae_q_mode
                 if mode == "with_b":  # Q's samples shuffled into B's, repeated for ~rae_epochs_q passes
                     reps = max(1, round(self.cfg.rae_epochs_q / self.cfg.rae_epochs_b)) if self.cfg.rae_epochs_b else 1
                     self.samples["B"] = self.samples["B"] + q * reps
