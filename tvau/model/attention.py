@@ -178,10 +178,16 @@ def resolve(choice: str, device: torch.device | str, dtype: torch.dtype) -> str:
 
 def apply(model, choice: str) -> str:
     """Set the vision tower of a Qwen2_5_VLForConditionalGeneration to `choice`; returns the
-    transformers name now in its vision config. The language model is left as it is."""
+    transformers name now in its vision config. The language model is left as it is. Our names also
+    install tvau.model.vision_fast's patch embedding and rotary; "eager"/"sdpa" restore the stock ones."""
     p = model.model.visual.patch_embed.proj.weight
     name = resolve(choice, p.device, p.dtype)
     model.set_attn_implementation({"vision_config": name})
     if model.model.visual.config._attn_implementation != name:
         raise RuntimeError(f"transformers did not take vision attention {name!r}")
+    from tvau.model.vision_fast import install
+
+    # Our one-call attention comes with the faster patch embedding and rotary (tvau.model.vision_fast);
+    # the stock names keep the stock classes whole, the reference that tests compare with.
+    install(model, name not in ("eager", "sdpa"))
     return name

@@ -91,20 +91,25 @@ class VisionPreprocessor:
             raise ValueError(f"expected frames of shape (T, H, W, 3), got {frames.shape}")
         if frames.shape[0] < 1:
             raise ValueError("a clip needs at least one frame")
-        x = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float()  # (T, 3, H, W)
+        # The patch reordering below is a pure permutation, so it runs on the uint8 frames (a quarter of
+        # the bytes of float32) and the rescale/normalise happens once on the patch rows, per column
+        # (each column belongs to one colour channel): the same elementwise operations on the same
+        # values as normalising first, so the result is bit-identical, and about twice as fast on CPU.
+        x = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2)  # (T, 3, H, W) uint8
         height, width = x.shape[-2:]
         th, tw = self.target_size(height, width)
         if (th, tw) != (height, width):
-            x = F.interpolate(x, size=(th, tw), mode="bicubic", align_corners=False, antialias=True)
+            x = F.interpolate(x.float(), size=(th, tw), mode="bicubic", align_corners=False, antialias=True)
             x = x.clamp(0, 255)
-        mean = torch.tensor(self.mean).view(1, 3, 1, 1)
-        std = torch.tensor(self.std).view(1, 3, 1, 1)
-        x = (x / 255.0 - mean) / std
         tp, p, m = self.temporal_patch_size, self.patch_size, self.merge_size
         if pad := -x.shape[0] % tp:
             x = torch.cat([x, x[-1:].expand(pad, -1, -1, -1)], dim=0)
         gt, gh, gw = x.shape[0] // tp, th // p, tw // p
-        x = x.view(gt, tp, 3, gh // m, m, p, gw // m, m, p)
+        x = x.reshape(gt, tp, 3, gh // m, m, p, gw // m, m, p)
         x = x.permute(0, 3, 6, 4, 7, 2, 1, 5, 8)  # (gt, gh/m, gw/m, m, m, C, tp, p, p)
-        patches = x.reshape(gt * gh * gw, 3 * tp * p * p).contiguous()
+        patches = x.reshape(gt * gh * gw, 3 * tp * p * p).float()
+        per_col = tp * p * p  # columns are (C, tp, p, p): channel c owns columns [c*per_col, (c+1)*per_col)
+        mean = torch.tensor(self.mean, dtype=torch.float32).repeat_interleave(per_col)
+        std = torch.tensor(self.std, dtype=torch.float32).repeat_interleave(per_col)
+        patches = (patches / 255.0 - mean) / std
         return patches, torch.tensor([[gt, gh, gw]], dtype=torch.long)

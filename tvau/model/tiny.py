@@ -23,15 +23,14 @@ from tvau.model.arch import TokenIds, tiny_config
 from tvau.model.chat import (
     ANOMALY_TOKENS,
     ENDOFTEXT,
-    FOLLOW_UPS,
     IM_END,
     IMAGE_PAD,
-    Q_ANOMALY,
     QWEN_SPECIAL_TOKENS,
     VIDEO_PAD,
     VISION_END,
     VISION_START,
 )
+from tvau.questions import FOLLOW_UPS, Q_ANOMALY
 
 TINY_VERSION = 2  # bump when the tiny architecture or tokenizer changes (new cache directory)
 TINY_BPE_VOCAB = 1024  # target BPE vocabulary size (the corpus is small; training stops earlier)
