@@ -205,3 +205,28 @@ def test_answer_loss_weights_the_first_token_of_each_answer():
     assert torch.allclose(answer_loss(logits, labels, 4.0, first_token_only=True), only, atol=1e-6)
     assert torch.allclose(answer_loss(logits, labels), F.cross_entropy(
         logits[:, :-1].flatten(0, 1), labels[:, 1:].flatten(), ignore_index=-100))
+
+
+def test_decision_offset_moves_only_the_first_answer_and_round_trips(tiny_cfg, model, tmp_path):
+    """TVAU.decision_offset is added to "No"'s logit at the first token of the opening Q_ANOMALY only."""
+    clip = model.encode(_clip(8, 56, 56))
+    ids = model.yes_no_ids()
+    assert ids is not None
+    margin = float(model.decision_margins([clip])[0])
+    with torch.no_grad():  # the margin is the greedy first step's logit difference, computed independently
+        _, embeds, pos = model._lm_inputs(clip, [(Q0, None)])
+        last = model.backbone.logits(embeds, pos)[0, -1]
+    assert margin == pytest.approx(float(last[ids[0]] - last[ids[1]]), abs=1e-4)
+    follow = "What is its motion state?"
+    plain_follow = model.chat(clip, follow, history=[(Q0, "Yes.")], max_new_tokens=4).answer
+    model.decision_offset = 1e4
+    assert model.chat(clip, Q0, max_new_tokens=3).answer.startswith("No")
+    assert model.chat(clip, follow, history=[(Q0, "Yes.")], max_new_tokens=4).answer == plain_follow
+    model.decision_offset = -1e4
+    tokens = model.backbone.greedy_tokens_batch(embeds, pos, 1, first_logit_bias=model._decision_bias([Q0], [None]))
+    assert tokens[0][0] != ids[1]  # "No" can no longer be the first token
+    model.decision_offset = 0.25
+    path = model.save_adapters(tmp_path / "adapters.safetensors")
+    other = TVAU.from_config(tiny_cfg, seed=1)
+    other.load_adapters(path)
+    assert other.decision_offset == 0.25

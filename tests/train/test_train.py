@@ -118,6 +118,40 @@ def test_yes_no_phase_is_balanced_trains_the_decision_token_alone_and_runs_first
         assert not torch.allclose(tr.model.dialogue_loss(feats, list(s_q.turns)), want, atol=1e-3)
 
 
+def test_decision_threshold_is_fitted_on_the_training_clips_and_saved(params, train_set, trained):
+    """train.rae_calibrate_decision: after stage 2 the yes/no threshold maximising the training clips'
+    balanced accuracy is kept in the adapters; recomputed here from the saved model's own margins."""
+    import numpy as np
+
+    from tvau.train.data import ClipReader, sft_samples
+
+    cal = params.model_copy(update={"train": params.train.model_copy(update={"rae_calibrate_decision": True})})
+    out = run_stage(cal, "rae", train_set, trained.parent / "tvau_cal", init=trained.parent / "ahd",
+                    checkpoint_dir=trained.parent / "ck_cal", progress=False)
+    summary = json.loads((out / "train.json").read_text())["decision_calibration"]
+    plain, model = load_trained(trained, params), load_trained(out, cal)
+    assert plain.decision_offset == 0.0
+    assert model.decision_offset == pytest.approx(summary["offset"], abs=1e-6)
+    # Calibration changes no weight: the same adapters as the uncalibrated run of the same inputs.
+    assert all(torch.equal(a, b) for a, b in zip(plain.adapter_state_dict().values(),
+                                                 model.adapter_state_dict().values()))
+    truth = {}
+    for s in sft_samples(train_set, "B"):
+        truth.setdefault((s.video, s.start), s.turns[0][1].startswith("Yes"))
+    reader = ClipReader(cal.train.footage, cal.clip)
+    keys = sorted(truth)
+    margins = model.decision_margins([reader(v, t) for v, t in keys]).numpy()
+    y = np.array([truth[k] for k in keys])
+    assert summary["clips"] == len(keys) and summary["yes"] == int(y.sum())
+
+    def bacc(threshold):
+        yes = margins > threshold
+        return ((yes & y).sum() / y.sum() + (~yes & ~y).sum() / (~y).sum()) / 2
+
+    assert bacc(model.decision_offset) == pytest.approx(summary["train_balanced_accuracy"], abs=1e-9)
+    assert bacc(model.decision_offset) >= bacc(0.0)
+
+
 def test_clips_encoded_in_groups_train_as_one_clip_at_a_time(params, train_set, trained, tmp_path):
     """train.encode_batch groups clips into one vision call: the adapters are those of one clip per call
     (up to float rounding of the batched vision pass)."""

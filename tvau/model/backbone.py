@@ -272,19 +272,24 @@ class Backbone(nn.Module):
 
     @torch.no_grad()
     def greedy_decode_batch(self, inputs_embeds: torch.Tensor, position_ids: torch.Tensor, max_new_tokens: int,
-                            attention_mask: torch.Tensor | None = None) -> list[str]:
+                            attention_mask: torch.Tensor | None = None,
+                            first_logit_bias: torch.Tensor | None = None) -> list[str]:
         """Greedy answers of B left-padded prompts (see greedy_tokens_batch), decoded to text."""
-        tokens = self.greedy_tokens_batch(inputs_embeds, position_ids, max_new_tokens, attention_mask)
+        tokens = self.greedy_tokens_batch(inputs_embeds, position_ids, max_new_tokens, attention_mask,
+                                          first_logit_bias)
         return [self.tokenizer.decode(t, skip_special_tokens=True) for t in tokens]
 
     @torch.no_grad()
     def greedy_tokens_batch(self, inputs_embeds: torch.Tensor, position_ids: torch.Tensor, max_new_tokens: int,
-                            attention_mask: torch.Tensor | None = None) -> list[list[int]]:
+                            attention_mask: torch.Tensor | None = None,
+                            first_logit_bias: torch.Tensor | None = None) -> list[list[int]]:
         """Greedy decoding of B left-padded prompts with one KV cache: inputs_embeds (B, L, D), position_ids
         (3, B, L), attention_mask (B, L) (None: no padding). Returns each sample's new token ids, without
         the stop token. After its prompt every new token of a sample advances all three M-RoPE axes by
         one from that sample's maximum position (Qwen2.5-VL's rope-delta rule). A finished sample is fed
-        the end-of-text token until all have stopped; those steps are masked out and never read."""
+        the end-of-text token until all have stopped; those steps are masked out and never read.
+        first_logit_bias (B, V), optional: added to the logits of the first new token only (the yes/no
+        decision threshold, TVAU.decision_offset)."""
         from transformers import DynamicCache
 
         b = inputs_embeds.shape[0]
@@ -301,8 +306,11 @@ class Backbone(nn.Module):
         generated = torch.empty(b, 0, dtype=torch.long, device=self.device)
         done = torch.zeros(b, dtype=torch.bool, device=self.device)
         embed = self.language_model.get_input_embeddings()
-        for _ in range(max_new_tokens):
-            tok = self.model.lm_head(out.last_hidden_state[:, -1]).argmax(-1)  # (B,)
+        for step in range(max_new_tokens):
+            logits = self.model.lm_head(out.last_hidden_state[:, -1])  # (B, V)
+            if step == 0 and first_logit_bias is not None:
+                logits = logits + first_logit_bias.to(logits)
+            tok = logits.argmax(-1)  # (B,)
             done |= torch.isin(tok, stop)
             if bool(done.all()):
                 break

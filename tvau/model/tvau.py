@@ -35,6 +35,7 @@ from tvau.model.chat import answer_loss, left_padded_labels
 from tvau.model.config import ModelConfig
 from tvau.model.lora import inject_lora, lora_parameters
 from tvau.model.rae import RAE
+from tvau.questions import Q_ANOMALY
 
 ADAPTER_FORMAT = "tvau-adapters/1"
 STAGES = {"frozen": 0, "ahd": 1, "rae": 2}  # stage 1 trains AHD; stage 2 trains RAE + LoRA
@@ -77,6 +78,10 @@ class TVAU(nn.Module):
         self.rae.to(backbone.device)
         for p in lora_parameters(backbone.language_model).values():
             p.data = p.data.to(backbone.device)
+        # Yes/no decision threshold on the first answer token of Q_ANOMALY (ours; 0 = plain greedy, the
+        # paper): answer "Yes" when logit(Yes) - logit(No) exceeds it. Fitted on the training clips after
+        # stage 2 (tvau.train.calibrate, train.rae_calibrate_decision); saved with the adapters.
+        self.decision_offset = 0.0
         self.set_stage("frozen")
         self.eval()
 
@@ -245,9 +250,39 @@ class TVAU(nn.Module):
         convs = [[*(h or []), (q, None)] for q, h in zip(questions, histories)]
         _, embeds, mask, pos = self._lm_batch(encs, convs)
         answers = self.backbone.greedy_decode_batch(embeds, pos, max_new_tokens or self.cfg.max_new_tokens,
-                                                    attention_mask=mask if n > 1 else None)
+                                                    attention_mask=mask if n > 1 else None,
+                                                    first_logit_bias=self._decision_bias(questions, histories))
         return [ChatResult(a, heatmap_from_logits(e.logits).cpu() if e.logits is not None else None,
                            [*(h or []), (q, a)]) for a, e, q, h in zip(answers, encs, questions, histories)]
+
+    def yes_no_ids(self) -> tuple[int, int] | None:
+        """Token ids of "Yes" and "No" when each is one token (Qwen2.5's and the embedded tokenizers), else None."""
+        tok = self.backbone.tokenizer
+        ids = [tok(w, add_special_tokens=False)["input_ids"] for w in ("Yes", "No")]
+        return (ids[0][0], ids[1][0]) if all(len(i) == 1 for i in ids) else None
+
+    def _decision_bias(self, questions: Sequence[str], histories: Sequence) -> torch.Tensor | None:
+        """(B, V) first-token bias: +decision_offset on "No" for a conversation's opening Q_ANOMALY."""
+        ids = self.yes_no_ids() if self.decision_offset else None
+        rows = [i for i, (q, h) in enumerate(zip(questions, histories)) if q == Q_ANOMALY and not h]
+        if ids is None or not rows:
+            return None
+        bias = torch.zeros(len(questions), self.backbone.model.lm_head.out_features)
+        bias[rows, ids[1]] = self.decision_offset
+        return bias
+
+    @torch.no_grad()
+    def decision_margins(self, clips) -> torch.Tensor:
+        """(B,) logit("Yes") - logit("No") of the first answer token to Q_ANOMALY, without the offset."""
+        ids = self.yes_no_ids()
+        if ids is None:
+            raise ValueError("the tokenizer splits 'Yes' or 'No' into several tokens: no yes/no margin")
+        encs = self._encodings(clips)
+        _, embeds, mask, pos = self._lm_batch(encs, [[(Q_ANOMALY, None)] for _ in encs])
+        out = self.backbone.language_model(inputs_embeds=embeds, attention_mask=mask, position_ids=pos,
+                                           use_cache=False)
+        logits = self.backbone.model.lm_head(out.last_hidden_state[:, -1]).float()  # left-padded: last = next
+        return logits[:, ids[0]] - logits[:, ids[1]]
 
     def dialogue_loss(self, clip, turns: list[tuple[str, str]], first_token_weight: float = 1.0,
                       first_token_only: bool = False) -> torch.Tensor:
@@ -295,7 +330,8 @@ class TVAU(nn.Module):
 
         path = Path(path)
         with atomic_path(path) as tmp:
-            save_file(self.adapter_state_dict(), str(tmp), metadata={"tvau": json.dumps(self._adapter_meta())})
+            meta = self._adapter_meta() | {"decision_offset": float(self.decision_offset)}
+            save_file(self.adapter_state_dict(), str(tmp), metadata={"tvau": json.dumps(meta)})
         return path
 
     def load_adapters(self, path: str | Path) -> None:
@@ -335,6 +371,7 @@ class TVAU(nn.Module):
         with torch.no_grad():
             for k, p in lora.items():
                 p.copy_(groups["lora"][k])
+        self.decision_offset = float(meta.get("decision_offset", 0.0))  # absent in older files: plain greedy
 
 
 def _by_grid(items: list, key: Callable, run: Callable[[list], list]) -> list:

@@ -55,6 +55,10 @@ class TrainConfig(Section):
     # Stage 2: the first token of each answer (the "Yes"/"No" of the anomaly question) counts this many
     # times in the answer loss (tvau.model.tvau.answer_loss). 1 = the paper's plain next-token mean.
     rae_first_token_weight: float = Field(1.0, ge=1)
+    # Ours: after stage 2, fit the yes/no decision's threshold on the training clips' first-answer
+    # margins (tvau.train.calibrate; the greedy threshold 0 fell on either side of the validation
+    # margins from one run to the next). False = plain greedy, the paper's.
+    rae_calibrate_decision: bool = False
     checkpoint_every: int = Field(50, ge=0)  # optimiser steps between resumable checkpoints (0 = end only)
     keep_checkpoints: int = Field(2, ge=1)  # newest resumable checkpoints kept on disk
     # Keep each training clip's frozen-backbone features in memory across epochs (the backbone is

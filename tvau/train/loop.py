@@ -252,6 +252,18 @@ class Trainer:
                 out[key] = group
         return out
 
+    def calibrate(self) -> dict:
+        """Fit the yes/no threshold (tvau.train.calibrate) on this stage's phase-B clips, one margin per
+        clip (balancing repeats some), truth from each clip's first answer."""
+        from tvau.train.calibrate import calibrate_decision
+
+        truth: dict[tuple[str, int], bool] = {}
+        for s in self.samples["B"]:
+            truth.setdefault((s.video, s.start), s.turns[0][1].startswith("Yes"))
+        keys = sorted(truth)
+        encs = [self._features(v, t) for v, t in keys]
+        return calibrate_decision(self.model, encs, [truth[k] for k in keys], self.cfg.encode_batch)
+
     def _features(self, video: str, start: int):
         key = f"{video}@{start}"
         if not self.cache.enabled:  # nothing kept: one clip at a time
@@ -405,12 +417,15 @@ def run_stage(params, stage: str, data_dir: str | Path = "data/train", out_dir: 
     bar.close()
     tr.model.set_stage("frozen")
     tr.model.eval()
+    calibration = tr.calibrate() if stage == "rae" and cfg.rae_calibrate_decision else None
     summary = {
         "stage": stage, "steps": len(tr.steps), "clips_per_step": tr.batch, "world_size": tr.world,
         "samples": {k: len(v) for k, v in tr.samples.items()}, "final_loss": log[-1]["loss"] if log else None,
         "first_loss": log[0]["loss"] if log else None, "fingerprint": fp,
         "deepspeed": {"zero_stage": cfg.zero_stage, "precision": cfg.precision},
     }
+    if calibration is not None:
+        summary["decision_calibration"] = calibration
     with _gathered(tr.model, cfg.zero_stage):
         if tr.rank == 0:
             save_trained(tr.model, out_dir, params, extra_files={
