@@ -136,3 +136,29 @@ def test_select_split_names_the_splits_present(records):
     assert len(select_split(records, "all")) == 5
     with pytest.raises(ValueError, match="splits present"):
         select_split(records, "test")
+
+
+def test_temporal_sigma_smooths_frame_scores_with_a_normalised_gaussian(records):
+    """metrics.temporal_sigma: a scorer whose maps peak at 1.0 on one frame and are 0 elsewhere gives
+    frame scores equal to a hand-built Gaussian kernel (weights exp(-k^2 / 2 sigma^2) for |k| <= 4 sigma,
+    normalised to sum 1), centred on that frame; sigma 0 leaves the scores as they are."""
+    from tvau.evaluate.frames import score_video
+    from tvau.metrics.frame import PixelMetrics
+
+    rec = records[0]
+    spike = 10
+
+    def one_frame(record):
+        for t in range(record.num_frames):
+            yield np.full((record.height, record.width), 1.0 if t == spike else 0.0, np.float32)
+
+    sigma = 2.0
+    k = np.arange(-8, 9)
+    w = np.exp(-k ** 2 / (2 * sigma ** 2))
+    w /= w.sum()
+    expected = np.zeros(rec.num_frames)
+    expected[spike - 8:spike + 9] = w  # frame 10 is more than 8 frames from both ends: no edge effect
+    for s, want in ((0.0, (np.arange(rec.num_frames) == spike).astype(float)), (sigma, expected)):
+        cfg = MetricsConfig(temporal_sigma=s)
+        scores, _ = score_video(rec, one_frame, cfg, PixelMetrics(bins=cfg.auc_bins))
+        np.testing.assert_allclose(scores, want, atol=1e-12)
