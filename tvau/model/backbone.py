@@ -239,9 +239,12 @@ class Backbone(nn.Module):
             emb = emb.index_copy(1, prompt.anomaly_positions.to(self.device), anomaly_embeds.to(emb.dtype)[None])
         return emb
 
-    def logits(self, inputs_embeds: torch.Tensor, position_ids: torch.Tensor) -> torch.Tensor:
-        """Full-sequence LM forward with inputs_embeds: (1, L, vocab)."""
-        out = self.language_model(inputs_embeds=inputs_embeds, position_ids=position_ids, use_cache=False)
+    def logits(self, inputs_embeds: torch.Tensor, position_ids: torch.Tensor,
+               attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Full-sequence LM forward with inputs_embeds: (B, L, vocab); attention_mask (B, L) for a
+        left-padded batch (batch_inputs), None for one unpadded prompt."""
+        out = self.language_model(inputs_embeds=inputs_embeds, attention_mask=attention_mask,
+                                  position_ids=position_ids, use_cache=False)
         return self.model.lm_head(out.last_hidden_state)
 
     def batch_inputs(self, embeds: Sequence[torch.Tensor], positions: Sequence[torch.Tensor]):

@@ -256,10 +256,13 @@ class TVAU(nn.Module):
                            [*(h or []), (q, a)]) for a, e, q, h in zip(answers, encs, questions, histories)]
 
     def yes_no_ids(self) -> tuple[int, int] | None:
-        """Token ids of "Yes" and "No" when each is one token (Qwen2.5's and the embedded tokenizers), else None."""
-        tok = self.backbone.tokenizer
-        ids = [tok(w, add_special_tokens=False)["input_ids"] for w in ("Yes", "No")]
-        return (ids[0][0], ids[1][0]) if all(len(i) == 1 for i in ids) else None
+        """Token ids of "Yes" and "No" when each is one token (Qwen2.5's and the embedded tokenizers), else
+        None. Tokenised once per model: chat_batch asks on every turn."""
+        if not hasattr(self, "_yes_no"):
+            tok = self.backbone.tokenizer
+            ids = [tok(w, add_special_tokens=False)["input_ids"] for w in ("Yes", "No")]
+            self._yes_no = (ids[0][0], ids[1][0]) if all(len(i) == 1 for i in ids) else None
+        return self._yes_no
 
     def _decision_bias(self, questions: Sequence[str], histories: Sequence) -> torch.Tensor | None:
         """(B, V) first-token bias: +decision_offset on "No" for a conversation's opening Q_ANOMALY."""
@@ -279,9 +282,7 @@ class TVAU(nn.Module):
             raise ValueError("the tokenizer splits 'Yes' or 'No' into several tokens: no yes/no margin")
         encs = self._encodings(clips)
         _, embeds, mask, pos = self._lm_batch(encs, [[(Q_ANOMALY, None)] for _ in encs])
-        out = self.backbone.language_model(inputs_embeds=embeds, attention_mask=mask, position_ids=pos,
-                                           use_cache=False)
-        logits = self.backbone.model.lm_head(out.last_hidden_state[:, -1]).float()  # left-padded: last = next
+        logits = self.backbone.logits(embeds, pos, mask)[:, -1].float()  # left-padded: the last column is next
         return logits[:, ids[0]] - logits[:, ids[1]]
 
     def dialogue_loss(self, clip, turns: list[tuple[str, str]], first_token_weight: float = 1.0,
@@ -301,9 +302,7 @@ class TVAU(nn.Module):
             raise ValueError(f"{len(clips)} clips for {len(conversations)} conversations")
         encs = self._encodings(clips)
         prompts, embeds, mask, pos = self._lm_batch(encs, [list(c) for c in conversations])
-        out = self.backbone.language_model(inputs_embeds=embeds, attention_mask=mask, position_ids=pos,
-                                           use_cache=False)
-        logits = self.backbone.model.lm_head(out.last_hidden_state)
+        logits = self.backbone.logits(embeds, pos, mask)
         return answer_loss(logits, left_padded_labels(prompts, logits.shape[1]).to(logits.device),
                            first_token_weight, first_token_only)
 

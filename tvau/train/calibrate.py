@@ -15,6 +15,11 @@ from __future__ import annotations
 import numpy as np
 
 
+def balanced_accuracy(yes: np.ndarray, truth: np.ndarray) -> np.ndarray:
+    """Mean of recall and specificity of the answers `yes` (..., clips) bool against `truth` (clips,)."""
+    return ((yes & truth).sum(-1) / truth.sum() + (~yes & ~truth).sum(-1) / (~truth).sum()) / 2
+
+
 def fit_threshold(margins: np.ndarray, truth: np.ndarray) -> tuple[float, float]:
     """(threshold, balanced accuracy) of the rule `margin > threshold` => "Yes" that maximises the
     balanced accuracy on (margins, truth). Thresholds are midpoints between consecutive distinct
@@ -28,10 +33,7 @@ def fit_threshold(margins: np.ndarray, truth: np.ndarray) -> tuple[float, float]
         raise ValueError("both answers are needed to fit a threshold")
     u = np.unique(m)
     cands = np.concatenate([[u[0] - 1.0], (u[:-1] + u[1:]) / 2, [u[-1] + 1.0], [0.0]])
-    yes = m[None, :] > cands[:, None]  # (candidates, clips)
-    tpr = (yes & y).sum(1) / y.sum()
-    tnr = (~yes & ~y).sum(1) / (~y).sum()
-    bacc = (tpr + tnr) / 2
+    bacc = balanced_accuracy(m[None, :] > cands[:, None], y)  # one row per candidate
     best = np.flatnonzero(np.isclose(bacc, bacc.max(), rtol=0, atol=1e-12))
     k = best[np.argmin(np.abs(cands[best]))]
     return float(cands[k]), float(bacc[k])
@@ -48,7 +50,7 @@ def calibrate_decision(model, encodings, truth: list[bool], batch: int = 8) -> d
             margins.append(model.decision_margins(encodings[i:i + batch]).cpu())
     m = torch.cat(margins).numpy()
     y = np.asarray(truth, dtype=bool)
-    before = float(((m > 0) == y)[y].mean() + ((m > 0) == y)[~y].mean()) / 2
+    before = float(balanced_accuracy(m > 0, y))
     offset, after = fit_threshold(m, y)
     model.decision_offset = offset
     return {"clips": len(y), "yes": int(y.sum()), "offset": round(offset, 6),
