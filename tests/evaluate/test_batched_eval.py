@@ -35,17 +35,29 @@ def test_batched_model_scorer_equals_one_clip_at_a_time(params, trained, footage
     assert len(d_one) == 2 * len(records) and any(d.truth for d in d_one) and any(d.target for d in d_one)
 
 
-def test_baseline_in_a_spawned_process_equals_inline(params, footage):
-    from tvau.evaluate.run import BaselineJobs
+def test_side_jobs_in_spawned_processes_equal_inline(params, trained, footage):
+    """The baseline on two sets and the model on the holdout set, each in a spawned worker, give the
+    same bits as the same jobs run in this process (what evaluate.baseline_process and
+    evaluate.holdout_process switch)."""
+    from tvau.evaluate.run import side_jobs
 
-    jobs = [(str(footage), "all", "all"), (str(footage), "validation", "validation")]
-    inline = BaselineJobs(jobs, params.model_copy(update={"evaluate": params.evaluate.model_copy(
-        update={"baseline_process": False})}), progress=False).results()
-    spawned = BaselineJobs(jobs, params.model_copy(update={"evaluate": params.evaluate.model_copy(
-        update={"baseline_process": True})}), progress=False).results()
-    assert [len(s) for s in spawned] == [len(s) for s in inline] == [4, 2]
-    for a_set, b_set in zip(inline, spawned):
+    sets = [(str(footage), "all", "all"), (str(footage), "validation", "validation")]
+
+    def run(spawn: bool):
+        ev = params.evaluate.model_copy(update={"baseline_process": spawn, "holdout_process": spawn})
+        jobs = side_jobs(str(trained), sets, str(footage), params.model_copy(update={"evaluate": ev}), False)
+        assert (jobs.pool is not None) == spawn
+        return jobs.results()
+
+    inline, spawned = run(False), run(True)
+    (h_inline, d_inline), (h_spawned, d_spawned) = inline[0], spawned[0]
+    assert [v.name for v in h_spawned] == [v.name for v in h_inline] and len(h_inline) == 4
+    for a, b in zip(h_inline, h_spawned):
+        assert np.array_equal(a.scores, b.scores) and np.array_equal(a.detections, b.detections)
+        assert np.array_equal(a.pixels.pos_hist, b.pixels.pos_hist)
+    assert [vars(d) for d in d_spawned] == [vars(d) for d in d_inline] and len(d_inline) == 4
+    assert [len(s) for s in spawned[1:]] == [len(s) for s in inline[1:]] == [4, 2]
+    for a_set, b_set in zip(inline[1:], spawned[1:]):
         for a, b in zip(a_set, b_set):
             assert a.name == b.name
             assert np.array_equal(a.scores, b.scores) and np.array_equal(a.detections, b.detections)
-            assert np.array_equal(a.pixels.pos_hist, b.pixels.pos_hist)

@@ -36,3 +36,6 @@ class EvaluateConfig(Section):
     # Score the baseline in a second (spawned) process while this one scores the model: both halves
     # of the evaluation at once on two cores. Off: one after the other, same numbers.
     baseline_process: bool = True
+    # Score the model on the holdout set in another spawned process (its own copy of the model) while
+    # this one scores the validation split. Off: one after the other, same numbers.
+    holdout_process: bool = True

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 from tvau.baseline import BaselineScorer
@@ -41,37 +42,66 @@ def model_scores(model, records, params, references: dict, progress: bool, desc:
     return model_v, scorer.flush(), scorer
 
 
-class BaselineJobs:
-    """The baseline's scores of each evaluated set: computed in one spawned worker process while the
-    model is scored here (evaluate.baseline_process), else here afterwards. Spawned, never forked: a
-    fork beside Prefect's or MLflow's threads can deadlock, and the worker imports only what it needs."""
+def holdout_model_scores(model_ref: str, holdout: str, params) -> tuple[list, list]:
+    """The model's per-video scores and dialogues on the whole holdout set (a plain function: it runs
+    in a spawned process beside the validation half, see run_evaluation). Loads its own copy of the
+    model; the holdout's videos go through it in the same order and batches as in one process, so the
+    numbers are the same bits (tests/evaluate/test_batched_eval.py)."""
+    from tvau.data import open_dataset
+    from tvau.model.trained import load_trained
 
-    def __init__(self, jobs: list[tuple[str, str, str]], params, progress: bool):
-        self.jobs, self.params, self.progress = jobs, params, progress
+    records = select_split(open_dataset(holdout, "ubnormal"), "all")
+    model_v, dialogues, _ = model_scores(load_trained(model_ref, params), records, params, {}, False, "holdout")
+    return model_v, dialogues
+
+
+class SideJobs:
+    """Evaluation jobs run beside the validation set's model half: the baseline on each evaluated set
+    (evaluate.baseline_process) and the model on the holdout set (evaluate.holdout_process), in spawned
+    worker processes (one per kind of job, so two cores both work), else here one after the other.
+    Spawned, never forked: a fork beside Prefect's or MLflow's threads can deadlock, and a worker
+    imports only what it needs. `results()` returns each job's result in submission order."""
+
+    def __init__(self, jobs: list[tuple[bool, Callable, tuple]], progress: bool):
+        """jobs: (in a worker?, function, arguments) each."""
+        self.jobs, self.progress = jobs, progress
         self.pool = self.futures = None
-        if params.evaluate.baseline_process:
+        workers = sum(1 for spawn, _, _ in jobs if spawn)
+        if workers:
             import multiprocessing
             from concurrent.futures import ProcessPoolExecutor
 
-            self.pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
-            # One worker thread for OpenCV there: this process keeps the other core for the model.
-            self.futures = [self.pool.submit(baseline_scores, d, s, params.metrics, False, desc, 1)
-                            for d, s, desc in jobs]
+            self.pool = ProcessPoolExecutor(min(2, workers), mp_context=multiprocessing.get_context("spawn"))
+            # Submitted now, run while the caller scores the validation set.
+            self.futures = {i: self.pool.submit(fn, *args) for i, (spawn, fn, args) in enumerate(jobs) if spawn}
 
-    def results(self) -> list[list]:
-        if self.pool is None:
-            return [baseline_scores(d, s, self.params.metrics, self.progress, desc) for d, s, desc in self.jobs]
+    def results(self) -> list:
         try:
-            return [f.result() for f in self.futures]
+            return [self.futures[i].result() if self.futures and i in self.futures else fn(*args)
+                    for i, (_, fn, args) in enumerate(self.jobs)]
         finally:
             self.close()
 
     def close(self) -> None:
         if self.pool is not None:
-            for f in self.futures:
+            for f in self.futures.values():
                 f.cancel()
             self.pool.shutdown(wait=True, cancel_futures=True)
             self.pool = None
+
+
+def side_jobs(model_ref: str, sets: list[tuple[str, str, str]], holdout: str | None, params,
+              progress: bool) -> SideJobs:
+    """The baseline on each of `sets` ((data, split, label) each), then the model on `holdout`."""
+    ev = params.evaluate
+    # One OpenCV thread in a baseline worker: the other core belongs to the model.
+    jobs = [(ev.baseline_process, baseline_scores,
+             (d, s, params.metrics, progress and not ev.baseline_process, desc, 1 if ev.baseline_process else 0))
+            for d, s, desc in sets]
+    if holdout is not None:
+        # The holdout's model half goes first: it is the longest job.
+        jobs.insert(0, (ev.holdout_process, holdout_model_scores, (model_ref, holdout, params)))
+    return SideJobs(jobs, progress)
 
 
 def _csv(rows: list[dict]) -> bytes:
@@ -101,15 +131,17 @@ def run_evaluation(model_ref: str, data: str | Path, params, split: str | None =
     model = load_trained(model_ref, params)
     refs = read_references(references)
     kinds = video_kinds(data)
-    jobs = [(str(data), split, split)] + ([(str(holdout), "all", "holdout")] if hold_records is not None else [])
-    baseline = BaselineJobs(jobs, params, progress)
+    sets = [(str(data), split, split)] + ([(str(holdout), "all", "holdout")] if hold_records is not None else [])
+    side = side_jobs(str(model_ref), sets, str(holdout) if hold_records is not None else None, params, progress)
     try:
         model_v, dialogues, scorer = model_scores(model, records, params, refs, progress, split)
-        if hold_records is not None:
-            h_model, h_dial, _ = model_scores(model, hold_records, params, {}, progress, "holdout")
-        base_sets = baseline.results()
+        done = side.results()
     finally:
-        baseline.close()
+        side.close()
+    if hold_records is not None:
+        (h_model, h_dial), base_sets = done[0], done[1:]
+    else:
+        base_sets = done
     base_v = base_sets[0]
     base = BaselineScorer(params.metrics.baseline)
     result = assemble(model_v, base_v, dialogues, kinds, params, split)

@@ -39,16 +39,25 @@ def fit_threshold(margins: np.ndarray, truth: np.ndarray) -> tuple[float, float]
     return float(cands[k]), float(bacc[k])
 
 
-def calibrate_decision(model, encodings, truth: list[bool], batch: int = 8) -> dict:
+def calibrate_decision(model, encodings, truth: list[bool], batch: int = 8, rank: int = 0, world: int = 1) -> dict:
     """Fit and set `model.decision_offset` from the clips' encodings and yes/no truth. Returns a
-    summary for the training summary (no timings)."""
+    summary for the training summary (no timings). With `world` ranks (torch.distributed initialised),
+    rank r computes batches r, r + world, ... and all ranks gather every batch's margins: the same
+    batches as one process, so the same bits, and every rank sets the same offset."""
     import torch
 
-    margins = []
+    batch = max(1, batch)
+    starts = range(0, len(encodings), batch)
     with torch.no_grad():
-        for i in range(0, len(encodings), max(1, batch)):
-            margins.append(model.decision_margins(encodings[i:i + batch]).cpu())
-    m = torch.cat(margins).numpy()
+        mine = {j: model.decision_margins(encodings[i:i + batch]).cpu()
+                for j, i in enumerate(starts) if j % world == rank}
+    if world > 1:
+        import torch.distributed as tdist
+
+        parts: list = [None] * world
+        tdist.all_gather_object(parts, mine)
+        mine = {j: m for part in parts for j, m in part.items()}
+    m = torch.cat([mine[j] for j in range(len(starts))]).numpy()
     y = np.asarray(truth, dtype=bool)
     before = float(balanced_accuracy(m > 0, y))
     offset, after = fit_threshold(m, y)

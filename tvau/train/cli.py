@@ -1,8 +1,11 @@
 """`tvau train ahd|rae`: one stage of training (the DVC stages train_ahd and train_rae call these).
 
-On CPU this is one DeepSpeed process; on GPUs run it under the launcher, e.g.
+With `train.ranks: 1` this is one DeepSpeed process. With more, and no launcher around it, the command
+starts itself again under the `deepspeed` launcher with that many ranks on this machine (gloo on CPU).
+On GPUs or several nodes run the launcher yourself, e.g.
     deepspeed --num_gpus 8 --no_local_rank -m tvau.cli train ahd
-(the launcher sets RANK/WORLD_SIZE/...; see infra/deepspeed/ for several nodes)."""
+(the launcher sets RANK/WORLD_SIZE/...; see infra/deepspeed/ for several nodes); train.ranks is then
+ignored."""
 
 from __future__ import annotations
 
@@ -34,6 +37,12 @@ def _run(stage: str, data: Path, out: Path, init: Path | None, params_path: Path
         _fail(f"{data}: no such training-set directory (run `dvc repro build`)")
     if not Path(params.train.footage).is_dir():
         _fail(f"{params.train.footage}: no such footage directory (params train.footage)")
+    if params.train.ranks > 1 and "WORLD_SIZE" not in os.environ:
+        args = ["train", stage, "--data", str(data), "--out", str(out), "--params", str(params_path),
+                "--resume" if resume else "--no-resume"]
+        args += ["--init", str(init)] if init is not None else []
+        args += ["--checkpoints", str(checkpoints)] if checkpoints is not None else []
+        raise typer.Exit(code=_launch(params.train.ranks, args))
     from tvau.train.loop import run_stage
 
     try:
@@ -43,6 +52,21 @@ def _run(stage: str, data: Path, out: Path, init: Path | None, params_path: Path
         _fail(str(exc))
     if os.environ.get("RANK", "0") == "0":
         typer.echo(f"wrote {out}")
+
+
+def _launch(ranks: int, args: list[str]) -> int:
+    """Run `tvau ARGS` (this command) under the deepspeed launcher with `ranks` local ranks; its exit status.
+    Arguments were checked here first, so a user error still fails in one line before any rank starts."""
+    import subprocess
+
+    from tvau.train.engine import _free_port, on_gpu
+
+    env = dict(os.environ)
+    if not on_gpu():
+        env["DS_ACCELERATOR"] = "cpu"
+    cmd = [sys.executable, "-m", "deepspeed.launcher.runner", "--num_gpus", str(ranks), "--no_local_rank",
+           "--master_port", str(_free_port()), "--module", "tvau.cli", *args]
+    return subprocess.run(cmd, env=env, check=False).returncode
 
 
 DATA = typer.Option(Path("data/train"), "--data", help="Training sets (the output of `tvau construct build`).")

@@ -78,3 +78,9 @@ class TrainConfig(Section):
     # tiny, and on a shared 2-core machine two OpenMP threads per process were measured 17x slower
     # than one (spin-waiting under contention); on a GPU this does not matter.
     threads: int = Field(1, ge=0)
+    # Data-parallel ranks `tvau train` starts on this machine under the `deepspeed` launcher when no
+    # launcher started it (ours). Each rank runs grad_accum / ranks micro-batches of every step with
+    # `threads` threads, so the global batch is unchanged; on CPU the ranks first share out the frozen
+    # backbone's vision passes (tvau.train.loop.Trainer.share_features). 2 on the embedded default:
+    # both cores of the main job's machine. Several GPUs or nodes: run the launcher yourself.
+    ranks: int = Field(1, ge=1)

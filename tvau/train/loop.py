@@ -221,7 +221,7 @@ class Trainer:
         # sizes could exchange the wrong shards). There each rank recomputes the vision pass.
         self.cache = FeatureCache(self.cfg.cache_features and not (self.cfg.zero_stage == 3 and self.world > 1),
                                   self.cfg.cache_max_mb)
-        self.chunk_of = self._chunks()
+        self.chunk_of, self.groups = self._chunks()
         self.progress = progress and self.rank == 0
         self.anchors = self.model.backbone.anchors()
 
@@ -239,18 +239,48 @@ class Trainer:
         slim = VisionOutput(vis.video_embeds, [], vis.grid_thw, vis.frame_size, vis.num_frames)
         return ClipEncoding(slim, logits)
 
-    def _chunks(self) -> dict[str, list[tuple[str, str, int]]]:
+    def _chunks(self) -> tuple[dict[str, list[tuple[str, str, int]]], list[list[tuple[str, str, int]]]]:
         """Every clip of the stage in a fixed order, cut into groups of train.encode_batch: a clip's vision
         pass is always run together with the same group (one encode_videos call), so its features are
-        the same bits whichever step first needs it, and a resumed run equals an uninterrupted one."""
+        the same bits whichever step (or rank) first needs it, and a resumed run equals an
+        uninterrupted one. Returns (group of each clip key, the groups in order)."""
         clips = sorted({(s.video, s.start) for samples in self.samples.values() for s in samples})
         out: dict[str, list[tuple[str, str, int]]] = {}
+        groups = []
         n = self.cfg.encode_batch
         for i in range(0, len(clips), n):
             group = [(f"{v}@{t}", v, t) for v, t in clips[i:i + n]]
+            groups.append(group)
             for key, _, _ in group:
                 out[key] = group
-        return out
+        return out, groups
+
+    def _encode_group(self, group) -> dict:
+        visions = self.model.backbone.encode_videos([self.reader(v, t) for _, v, t in group])
+        return {k: self._constants(vis) for (k, _, _), vis in zip(group, visions)}
+
+    def share_features(self) -> None:
+        """Several CPU ranks with the cache on: before the first step, rank r runs the vision pass of
+        clip groups r, r + world, ... and every rank receives every group's features (gloo
+        all_gather_object, one round of `world` groups at a time, so memory holds one round beyond
+        the cache). Without it each rank encoded every clip it was dealt, and since the ranks meet at
+        each optimiser step, one rank's encoding stalled the other: two ranks were slower than one.
+        The groups are the one-process groups, so the features are the same bits. GPUs skip this
+        (each rank's vision pass is fast on its own device and NCCL gathers need device tensors)."""
+        from tvau.train.engine import on_gpu
+
+        if self.world == 1 or not self.cache.enabled or on_gpu():
+            return
+        import torch.distributed as tdist
+
+        for i in range(0, len(self.groups), self.world):
+            todo = [g for g in self.groups[i:i + self.world] if any(k not in self.cache.store for k, _, _ in g)]
+            mine = self._encode_group(todo[self.rank]) if self.rank < len(todo) else {}
+            shared: list = [None] * self.world
+            tdist.all_gather_object(shared, mine)
+            for part in shared:
+                for k, v in part.items():
+                    self.cache.put(k, v)
 
     def calibrate(self) -> dict:
         """Fit the yes/no threshold (tvau.train.calibrate) on this stage's phase-B clips, one margin per
@@ -262,7 +292,8 @@ class Trainer:
             truth.setdefault((s.video, s.start), s.turns[0][1].startswith("Yes"))
         keys = sorted(truth)
         encs = [self._features(v, t) for v, t in keys]
-        return calibrate_decision(self.model, encs, [truth[k] for k in keys], self.cfg.encode_batch)
+        return calibrate_decision(self.model, encs, [truth[k] for k in keys], self.cfg.encode_batch,
+                                  rank=self.rank, world=self.world)
 
     def _features(self, video: str, start: int):
         key = f"{video}@{start}"
@@ -270,16 +301,11 @@ class Trainer:
             return self._constants(self.model.backbone.encode_video(self.reader(video, start)))
 
         def make():
-            group = self.chunk_of[key]
-            visions = self.model.backbone.encode_videos([self.reader(v, t) for _, v, t in group])
-            mine = None
-            for (k, _, _), vis in zip(group, visions):
-                value = self._constants(vis)
-                if k == key:
-                    mine = value
-                elif k not in self.cache.store:
+            values = self._encode_group(self.chunk_of[key])
+            for k, value in values.items():
+                if k != key and k not in self.cache.store:
                     self.cache.put(k, value)
-            return mine
+            return values[key]
 
         return self.cache.get(key, make)
 
@@ -384,6 +410,7 @@ def run_stage(params, stage: str, data_dir: str | Path = "data/train", out_dir: 
             for old in tags[:-cfg.keep_checkpoints]:
                 shutil.rmtree(ckpt_root / old, ignore_errors=True)
 
+    tr.share_features()
     tr.train_mode()
     bar = tqdm(total=len(tr.steps), initial=start, desc=f"train {stage}", unit="step", disable=not tr.progress)
     for step in range(start, len(tr.steps)):
