@@ -118,3 +118,28 @@ def test_train_ranks_relaunches_itself_and_shares_the_vision_passes(model_cache,
     assert cal_two["clips"] == cal_one["clips"] and cal_two["yes"] == cal_one["yes"]
     assert cal_two["offset"] == pytest.approx(cal_one["offset"], abs=1e-4)
     assert cal_two["train_balanced_accuracy"] == cal_one["train_balanced_accuracy"]
+
+
+def test_train_ranks_reports_a_bad_training_set_in_one_line_before_any_rank_starts(model_cache, footage, train_set,
+                                                                                    tmp_path):
+    """With train.ranks 2 the inputs are read before the launcher starts: a malformed SFT file is one
+    `error:` line naming it, status 2, and no launcher output (which would repeat it per rank)."""
+    import shutil
+
+    broken = tmp_path / "train"
+    shutil.copytree(train_set, broken)
+    (broken / "sft" / "phase_b_train.jsonl").write_text('{"video": "v", "start": 0, "messages": [}\n')
+    params = tiny_params(model_cache, footage, ranks=2)
+    p = tmp_path / "params.yaml"
+    p.write_text(yaml.safe_dump(params.model_dump(mode="json")))
+    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR",
+                                                            "MASTER_PORT", "TVAU_PICKED_MASTER_PORT")}
+    ahd = run_stage(params.model_copy(update={"train": params.train.model_copy(update={"ranks": 1})}), "ahd",
+                    train_set, tmp_path / "ahd", checkpoint_dir=tmp_path / "ck", progress=False)
+    r = subprocess.run([str(BIN / "tvau"), "train", "rae", "--params", str(p), "--data", str(broken),
+                        "--init", str(ahd), "--out", str(tmp_path / "out")],
+                       cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300, check=False)
+    assert r.returncode == 2, r.stdout + r.stderr
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "phase_b_train.jsonl:1" in lines[0], r.stderr
+    assert "launch" not in r.stdout + r.stderr and not (tmp_path / "out").exists()

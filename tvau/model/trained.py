@@ -5,8 +5,8 @@ evaluator and the scorer load.
                                written by TVAU.save_adapters
     DIR/model.json             {"format": "tvau-model/1", "model": <params.model>, "seed": int,
                                 "clip": <params.clip>, "backbone": <reference as in params>,
-                                "backbone_sha256": <sha256 of a local backbone's
-                                model.safetensors, else null>}
+                                "backbone_sha256": <a local backbone's weights
+                                (backbone_sha256: single file or shards), else null>}
 
 A trained T-VAU is the backbone reference plus these adapters; the backbone itself is never copied.
 """
@@ -27,15 +27,29 @@ class TrainedModelError(ValueError):
 
 
 def backbone_sha256(reference: str) -> str | None:
-    """sha256 of a local backbone directory's model.safetensors (None for embedded:/hub references,
-    whose identity is the reference string itself and, for the tiny one, its seed in params)."""
-    path = Path(reference).expanduser()
-    f = path / "model.safetensors"
-    if reference.startswith("embedded:") or not f.is_file():
-        return None
+    """Identity of a local backbone directory's weights (None for embedded:/hub references, whose
+    identity is the reference string itself and, for the tiny one, its seed in params; and None for
+    a directory without safetensors weights):
+    - one `model.safetensors`: its sha256;
+    - sharded weights (`model.safetensors.index.json` beside `model-0000x-of-0000n.safetensors`, as
+      the 7B ships): sha256 over the index's bytes, then each shard's name and sha256 in name order,
+      so swapping, editing or dropping any shard changes it."""
+    import hashlib
+
     from tvau.storage import sha256_file
 
-    return sha256_file(f)
+    if reference.startswith("embedded:"):
+        return None
+    path = Path(reference).expanduser()
+    single, index = path / "model.safetensors", path / "model.safetensors.index.json"
+    if single.is_file():
+        return sha256_file(single)
+    if not index.is_file():
+        return None
+    h = hashlib.sha256(index.read_bytes())
+    for shard in sorted(path.glob("*.safetensors")):
+        h.update(f"\n{shard.name} {sha256_file(shard)}".encode())
+    return h.hexdigest()
 
 
 def model_digest(model_dir: str | Path) -> str:

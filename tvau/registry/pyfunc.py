@@ -111,11 +111,11 @@ def with_bundled_backbone(model_dir: Path, backbone: Path, meta: dict[str, Any])
     import shutil
     import tempfile
 
-    from tvau.storage import sha256_file
+    from tvau.model.trained import backbone_sha256
 
     want = meta.get("backbone_sha256")
-    weights = backbone / "model.safetensors"
-    if want and weights.is_file() and sha256_file(weights) != want:
+    got = backbone_sha256(str(backbone))
+    if want and got is not None and got != want:
         raise TrainedModelError(f"{backbone}: bundled backbone weights do not match backbone_sha256 in model.json")
     out = Path(tempfile.mkdtemp(prefix="tvau-model-"))
     shutil.copy2(model_dir / "adapters.safetensors", out / "adapters.safetensors")

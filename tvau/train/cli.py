@@ -38,6 +38,15 @@ def _run(stage: str, data: Path, out: Path, init: Path | None, params_path: Path
     if not Path(params.train.footage).is_dir():
         _fail(f"{params.train.footage}: no such footage directory (params train.footage)")
     if params.train.ranks > 1 and "WORLD_SIZE" not in os.environ:
+        # Read the inputs here first: a bad training set or stage-1 model then fails in one line with
+        # status 2, not once per rank between the launcher's log lines.
+        from tvau.train.loop import check_init, stage_samples
+
+        try:
+            check_init(params, stage, init)
+            stage_samples(params.train, stage, data)
+        except (TrainingDataError, TrainedModelError, FileNotFoundError) as exc:
+            _fail(str(exc))
         args = ["train", stage, "--data", str(data), "--out", str(out), "--params", str(params_path),
                 "--resume" if resume else "--no-resume"]
         args += ["--init", str(init)] if init is not None else []

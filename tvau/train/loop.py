@@ -164,6 +164,41 @@ class FeatureCache:
         return value
 
 
+def check_init(params, stage: str, init: Path | None) -> None:
+    """Stage 2 starts from a stage-1 model trained with these model and clip parameters."""
+    if stage != "rae":
+        return
+    if init is None:
+        raise ValueError("stage 2 (rae) starts from a stage-1 model: pass init=<trained AHD dir>")
+    from tvau.model.trained import read_card
+
+    card = read_card(init)
+    if card["model"] != params.model.model_dump(mode="json") or card["clip"] != params.clip.model_dump(mode="json"):
+        raise TrainingDataError(f"{init / 'model.json'}: trained with other model/clip parameters than "
+                                "params.yaml (rerun stage 1)")
+
+
+def stage_samples(cfg, stage: str, data_dir: Path) -> tuple[dict[str, list], dict[str, float]]:
+    """(samples per phase, in training order; epochs per phase) of a stage, read from the training
+    sets (TrainingDataError names a missing or malformed file)."""
+    if stage == "ahd":
+        return {"ahd": ahd_samples(data_dir)}, {"ahd": cfg.ahd.epochs}
+    samples = {"A": sft_samples(data_dir, "A"), "B": sft_samples(data_dir, "B")}
+    epochs = {"A": cfg.rae.epochs, "B": cfg.rae_epochs_b}
+    q = decision_samples(samples["B"])  # balanced on its own, whatever rae_balance_b says
+    if cfg.rae_balance_b:
+        samples["B"] = balanced(samples["B"])
+    if cfg.rae_epochs_q:  # the yes/no phase (absent at 0: A and B alone, in the paper's order)
+        mode = cfg.rae_q_mode
+        if mode == "with_b":  # Q's samples shuffled into B's, repeated for ~rae_epochs_q passes
+            reps = max(1, round(cfg.rae_epochs_q / cfg.rae_epochs_b)) if cfg.rae_epochs_b else 1
+            samples["B"] = samples["B"] + q * reps
+        else:
+            samples = {**samples, "Q": q} if mode == "last" else {"Q": q, **samples}
+            epochs["Q"] = cfg.rae_epochs_q
+    return samples, epochs
+
+
 class Trainer:
     """The state of one stage's run. Use run_stage()."""
 
@@ -180,38 +215,13 @@ class Trainer:
         torch.manual_seed(self.cfg.seed)
         torch.use_deterministic_algorithms(True, warn_only=True)
         self.model = model if model is not None else TVAU.from_params(params)
+        check_init(params, stage, init)
         if stage == "rae":
-            if init is None:
-                raise ValueError("stage 2 (rae) starts from a stage-1 model: pass init=<trained AHD dir>")
-            from tvau.model.trained import read_card
-
-            card = read_card(init)
-            if card["model"] != params.model.model_dump(mode="json") or card["clip"] != params.clip.model_dump(
-                    mode="json"):
-                raise TrainingDataError(f"{init / 'model.json'}: trained with other model/clip parameters than "
-                                        "params.yaml (rerun stage 1)")
             self.model.load_adapters(init / "adapters.safetensors")
         self.model.set_stage(stage)
         self.reader = ClipReader(self.cfg.footage, params.clip)
-        if stage == "ahd":
-            self.samples = {"ahd": ahd_samples(data_dir)}
-            epochs = {"ahd": self.cfg.ahd.epochs}
-            self.stage_cfg = self.cfg.ahd
-        else:
-            self.samples = {"A": sft_samples(data_dir, "A"), "B": sft_samples(data_dir, "B")}
-            epochs = {"A": self.cfg.rae.epochs, "B": self.cfg.rae_epochs_b}
-            q = decision_samples(self.samples["B"])  # balanced on its own, whatever rae_balance_b says
-            if self.cfg.rae_balance_b:
-                self.samples["B"] = balanced(self.samples["B"])
-            if self.cfg.rae_epochs_q:  # the yes/no phase (absent at 0: A and B alone, in the paper's order)
-                mode = self.cfg.rae_q_mode
-                if mode == "with_b":  # Q's samples shuffled into B's, repeated for ~rae_epochs_q passes
-                    reps = max(1, round(self.cfg.rae_epochs_q / self.cfg.rae_epochs_b)) if self.cfg.rae_epochs_b else 1
-                    self.samples["B"] = self.samples["B"] + q * reps
-                else:
-                    self.samples = {**self.samples, "Q": q} if mode == "last" else {"Q": q, **self.samples}
-                    epochs["Q"] = self.cfg.rae_epochs_q
-            self.stage_cfg = self.cfg.rae
+        self.samples, epochs = stage_samples(self.cfg, stage, data_dir)
+        self.stage_cfg = self.cfg.ahd if stage == "ahd" else self.cfg.rae
         self.batch = self.cfg.micro_batch * self.cfg.grad_accum
         self.steps = schedule({k: len(v) for k, v in self.samples.items()}, epochs, self.cfg.seed,
                               STAGE_IDS[stage], self.batch, self.stage_cfg.max_steps)
@@ -470,4 +480,4 @@ def trainable_names(model) -> list[str]:
     return [n for n, p in model.named_parameters() if p.requires_grad]
 
 
-__all__ = ["Item", "OnLog", "fingerprint", "run_stage", "schedule", "trainable_names"]
+__all__ = ["Item", "OnLog", "check_init", "fingerprint", "run_stage", "schedule", "stage_samples", "trainable_names"]
