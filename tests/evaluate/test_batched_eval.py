@@ -36,28 +36,42 @@ def test_batched_model_scorer_equals_one_clip_at_a_time(params, trained, footage
 
 
 def test_side_jobs_in_spawned_processes_equal_inline(params, trained, footage):
-    """The baseline on two sets and the model on the holdout set, each in a spawned worker, give the
-    same bits as the same jobs run in this process (what evaluate.baseline_process and
-    evaluate.holdout_process switch)."""
-    from tvau.evaluate.run import side_jobs
+    """The baseline on two sets and the model on the holdout set, in spawned workers, give the same
+    bits as the same jobs run in this process (what evaluate.baseline_process and
+    evaluate.holdout_process switch); the holdout's model half, cut into two pieces at a multiple of
+    evaluate.batch videos, gives the bits of one unbroken pass in this process."""
+    from tvau.data import open_dataset
+    from tvau.evaluate.frames import select_split
+    from tvau.evaluate.run import holdout_pieces, model_scores, side_jobs
+    from tvau.model.trained import load_trained
 
     sets = [(str(footage), "all", "all"), (str(footage), "validation", "validation")]
+    records = select_split(open_dataset(footage), "all")
 
     def run(spawn: bool):
-        ev = params.evaluate.model_copy(update={"baseline_process": spawn, "holdout_process": spawn})
-        jobs = side_jobs(str(trained), sets, str(footage), params.model_copy(update={"evaluate": ev}), False)
+        ev = params.evaluate.model_copy(update={"baseline_process": spawn, "holdout_process": spawn, "batch": 2})
+        p = params.model_copy(update={"evaluate": ev})
+        assert holdout_pieces(len(records), p) == ([(0, 2), (2, 4)] if spawn else [(0, 4)])
+        jobs = side_jobs(str(trained), sets, str(footage), p, False, holdout_videos=len(records))
         assert (jobs.pool is not None) == spawn
-        return jobs.results()
+        out = jobs.results()
+        pieces = 2 if spawn else 1
+        return ([v for sc, _ in out[:pieces] for v in sc], [d for _, ds in out[:pieces] for d in ds]), out[pieces:]
 
-    inline, spawned = run(False), run(True)
-    (h_inline, d_inline), (h_spawned, d_spawned) = inline[0], spawned[0]
-    assert [v.name for v in h_spawned] == [v.name for v in h_inline] and len(h_inline) == 4
-    for a, b in zip(h_inline, h_spawned):
-        assert np.array_equal(a.scores, b.scores) and np.array_equal(a.detections, b.detections)
-        assert np.array_equal(a.pixels.pos_hist, b.pixels.pos_hist)
-    assert [vars(d) for d in d_spawned] == [vars(d) for d in d_inline] and len(d_inline) == 4
-    assert [len(s) for s in spawned[1:]] == [len(s) for s in inline[1:]] == [4, 2]
-    for a_set, b_set in zip(inline[1:], spawned[1:]):
+    (h_inline, d_inline), b_inline = run(False)
+    (h_spawned, d_spawned), b_spawned = run(True)
+    p2 = params.model_copy(update={"evaluate": params.evaluate.model_copy(update={"batch": 2})})
+    h_whole, d_whole, _ = model_scores(load_trained(trained, p2), records, p2, {}, False, "holdout")
+    assert [v.name for v in h_spawned] == [v.name for v in h_inline] == [v.name for v in h_whole]
+    assert len(h_whole) == 4
+    for a, b in [(h_whole, h_inline), (h_whole, h_spawned)]:
+        for x, y in zip(a, b):
+            assert np.array_equal(x.scores, y.scores) and np.array_equal(x.detections, y.detections)
+            assert np.array_equal(x.pixels.pos_hist, y.pixels.pos_hist)
+    assert [vars(d) for d in d_spawned] == [vars(d) for d in d_inline] == [vars(d) for d in d_whole]
+    assert len(d_whole) == 4
+    assert [len(s) for s in b_spawned] == [len(s) for s in b_inline] == [4, 2]
+    for a_set, b_set in zip(b_inline, b_spawned):
         for a, b in zip(a_set, b_set):
             assert a.name == b.name
             assert np.array_equal(a.scores, b.scores) and np.array_equal(a.detections, b.detections)

@@ -42,17 +42,34 @@ def model_scores(model, records, params, references: dict, progress: bool, desc:
     return model_v, scorer.flush(), scorer
 
 
-def holdout_model_scores(model_ref: str, holdout: str, params) -> tuple[list, list]:
-    """The model's per-video scores and dialogues on the whole holdout set (a plain function: it runs
-    in a spawned process beside the validation half, see run_evaluation). Loads its own copy of the
-    model; the holdout's videos go through it in the same order and batches as in one process, so the
-    numbers are the same bits (tests/evaluate/test_batched_eval.py)."""
+def holdout_model_scores(model_ref: str, holdout: str, params, start: int = 0, stop: int | None = None
+                         ) -> tuple[list, list]:
+    """The model's per-video scores and dialogues on videos [start, stop) of the holdout set (a plain
+    function: it runs in a spawned process beside the validation half, see run_evaluation). Loads its
+    own copy of the model. The videos go through it in the same order as in one process, and a piece
+    that starts at a multiple of evaluate.batch videos has the same dialogue batches (one dialogue
+    clip per video, answered `batch` videos at a time), so the pieces give the same bits as the whole
+    (tests/evaluate/test_batched_eval.py)."""
     from tvau.data import open_dataset
     from tvau.model.trained import load_trained
 
-    records = select_split(open_dataset(holdout, "ubnormal"), "all")
+    records = select_split(open_dataset(holdout, "ubnormal"), "all")[start:stop]
     model_v, dialogues, _ = model_scores(load_trained(model_ref, params), records, params, {}, False, "holdout")
     return model_v, dialogues
+
+
+def holdout_pieces(videos: int, params) -> list[tuple[int, int]]:
+    """[start, stop) video ranges of the holdout's model half: two, cut at a multiple of
+    evaluate.batch videos (see holdout_model_scores), when it runs in worker processes and the
+    dialogue batches allow it; one otherwise. As one piece, the 80-video holdout finished about 45 s
+    after the validation half while a core idled; in two, the evaluation is about CPU-bound
+    (212 -> 202 s in one A/B on 2 cores, the same bits)."""
+    ev = params.evaluate
+    b = max(1, ev.batch) * max(1, ev.dialogue_clips_per_video)
+    cut = (videos // 2) // b * b if ev.dialogue_clips_per_video <= 1 else 0
+    if not ev.holdout_process or cut <= 0 or cut >= videos:
+        return [(0, videos)]
+    return [(0, cut), (cut, videos)]
 
 
 class SideJobs:
@@ -91,16 +108,19 @@ class SideJobs:
 
 
 def side_jobs(model_ref: str, sets: list[tuple[str, str, str]], holdout: str | None, params,
-              progress: bool) -> SideJobs:
-    """The baseline on each of `sets` ((data, split, label) each), then the model on `holdout`."""
+              progress: bool, holdout_videos: int = 0) -> SideJobs:
+    """The model on the `holdout_videos` videos of `holdout`, in holdout_pieces(), then the baseline on
+    each of `sets` ((data, split, label) each). results(): one (scores, dialogues) per piece, then one
+    list of baseline scores per set."""
     ev = params.evaluate
     # One OpenCV thread in a baseline worker: the other core belongs to the model.
     jobs = [(ev.baseline_process, baseline_scores,
              (d, s, params.metrics, progress and not ev.baseline_process, desc, 1 if ev.baseline_process else 0))
             for d, s, desc in sets]
     if holdout is not None:
-        # The holdout's model half goes first: it is the longest job.
-        jobs.insert(0, (ev.holdout_process, holdout_model_scores, (model_ref, holdout, params)))
+        # The holdout's model half goes first: it is the longest work.
+        jobs[:0] = [(ev.holdout_process, holdout_model_scores, (model_ref, holdout, params, a, b))
+                    for a, b in holdout_pieces(holdout_videos, params)]
     return SideJobs(jobs, progress)
 
 
@@ -132,16 +152,18 @@ def run_evaluation(model_ref: str, data: str | Path, params, split: str | None =
     refs = read_references(references)
     kinds = video_kinds(data)
     sets = [(str(data), split, split)] + ([(str(holdout), "all", "holdout")] if hold_records is not None else [])
-    side = side_jobs(str(model_ref), sets, str(holdout) if hold_records is not None else None, params, progress)
+    n_hold = len(hold_records) if hold_records is not None else 0
+    side = side_jobs(str(model_ref), sets, str(holdout) if hold_records is not None else None, params, progress,
+                     holdout_videos=n_hold)
     try:
         model_v, dialogues, scorer = model_scores(model, records, params, refs, progress, split)
         done = side.results()
     finally:
         side.close()
-    if hold_records is not None:
-        (h_model, h_dial), base_sets = done[0], done[1:]
-    else:
-        base_sets = done
+    pieces = len(holdout_pieces(n_hold, params)) if hold_records is not None else 0
+    h_model = [v for scores, _ in done[:pieces] for v in scores]
+    h_dial = [d for _, dials in done[:pieces] for d in dials]
+    base_sets = done[pieces:]
     base_v = base_sets[0]
     base = BaselineScorer(params.metrics.baseline)
     result = assemble(model_v, base_v, dialogues, kinds, params, split)
