@@ -143,3 +143,36 @@ def test_train_ranks_reports_a_bad_training_set_in_one_line_before_any_rank_star
     lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1 and lines[0].startswith("error: ") and "phase_b_train.jsonl:1" in lines[0], r.stderr
     assert "launch" not in r.stdout + r.stderr and not (tmp_path / "out").exists()
+
+
+def test_two_ranks_stopped_and_resumed_train_the_uninterrupted_adapters(model_cache, footage, train_set, tmp_path):
+    """Stage 2 with LoRA dropout on two ranks: a run stopped after 3 steps (`--stop-after 3`, status 75,
+    a checkpoint at step 3) and rerun resumes to the same adapter bytes as an uninterrupted run. Each
+    rank draws its own dropout masks, so each rank's RNG state must come back; DeepSpeed writes the
+    client state from rank 0 only, and with one saved state rank 1 resumed with rank 0's."""
+    params = tiny_params(model_cache, footage, ranks=2, grad_accum=4, checkpoint_every=2,
+                         rae={"lr": 0.01, "epochs": 1, "max_steps": 5, "warmup_fraction": 0.0})
+    assert params.model.lora_dropout > 0
+    one = params.model_copy(update={"train": params.train.model_copy(update={"ranks": 1})})
+    ahd = run_stage(one, "ahd", train_set, tmp_path / "ahd", checkpoint_dir=tmp_path / "ck_ahd", progress=False)
+    p = tmp_path / "params.yaml"
+    p.write_text(yaml.safe_dump(params.model_dump(mode="json")))
+    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR",
+                                                            "MASTER_PORT", "TVAU_PICKED_MASTER_PORT")}
+
+    def train(out: str, ck: str, *extra: str) -> subprocess.CompletedProcess:
+        return subprocess.run([str(BIN / "tvau"), "train", "rae", "--params", str(p), "--data", str(train_set),
+                               "--init", str(ahd), "--out", str(tmp_path / out), "--checkpoints", str(tmp_path / ck),
+                               *extra], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600,
+                              check=False)
+
+    whole = train("whole", "ck_whole")
+    assert whole.returncode == 0, (whole.stdout + whole.stderr)[-3000:]
+    stopped = train("resumed", "ck_resumed", "--stop-after", "3")
+    assert stopped.returncode == 75, (stopped.stdout + stopped.stderr)[-3000:]
+    assert "stopped after step 3/5" in stopped.stderr and not (tmp_path / "resumed").exists()
+    resumed = train("resumed", "ck_resumed")
+    assert resumed.returncode == 0, (resumed.stdout + resumed.stderr)[-3000:]
+    assert "at step 3/5" in resumed.stdout + resumed.stderr  # resumed, not restarted
+    for name in ("adapters.safetensors", "train_log.jsonl"):
+        assert (tmp_path / "resumed" / name).read_bytes() == (tmp_path / "whole" / name).read_bytes(), name

@@ -24,7 +24,7 @@ def _fail(msg: str) -> None:
 
 
 def _run(stage: str, data: Path, out: Path, init: Path | None, params_path: Path, checkpoints: Path | None,
-         resume: bool) -> None:
+         resume: bool, stop_after: int = 0) -> None:
     from tvau.config import ParamsError, load_params
     from tvau.model.trained import TrainedModelError
     from tvau.train.data import TrainingDataError
@@ -48,17 +48,21 @@ def _run(stage: str, data: Path, out: Path, init: Path | None, params_path: Path
         except (TrainingDataError, TrainedModelError, FileNotFoundError) as exc:
             _fail(str(exc))
         args = ["train", stage, "--data", str(data), "--out", str(out), "--params", str(params_path),
-                "--resume" if resume else "--no-resume"]
+                "--resume" if resume else "--no-resume", "--stop-after", str(stop_after)]
         args += ["--init", str(init)] if init is not None else []
         args += ["--checkpoints", str(checkpoints)] if checkpoints is not None else []
         raise typer.Exit(code=_launch(params.train.ranks, args))
-    from tvau.train.loop import run_stage
+    from tvau.train.loop import TrainingStopped, run_stage
 
     try:
         run_stage(params, stage, data, out, init=init, checkpoint_dir=checkpoints, resume=resume,
-                  progress=sys.stderr.isatty(), progress_lines=True)
+                  progress=sys.stderr.isatty(), progress_lines=True, stop_after=stop_after)
     except (TrainingDataError, TrainedModelError, FileNotFoundError) as exc:
         _fail(str(exc))
+    except TrainingStopped as stopped:
+        if os.environ.get("RANK", "0") == "0":
+            typer.echo(str(stopped), err=True)
+        raise typer.Exit(code=STOPPED) from None
     if os.environ.get("RANK", "0") == "0":
         typer.echo(f"wrote {out}")
 
@@ -78,6 +82,9 @@ def _launch(ranks: int, args: list[str]) -> int:
     return subprocess.run(cmd, env=env, check=False).returncode
 
 
+STOPPED = 75  # EX_TEMPFAIL: --stop-after ended the run early; rerun to resume
+STOP = typer.Option(0, "--stop-after", min=0, help="Stop after this many optimiser steps of this run, leaving a "
+                    f"checkpoint (exit status {STOPPED}); the next run resumes there. 0: train to the end.")
 DATA = typer.Option(Path("data/train"), "--data", help="Training sets (the output of `tvau construct build`).")
 PARAMS = typer.Option(Path("params.yaml"), "--params", help="Parameters file (sections model, clip, train).")
 CKPT = typer.Option(None, "--checkpoints", help="Resumable checkpoints (default .tvau/checkpoints/STAGE).")
@@ -91,9 +98,10 @@ def train_ahd(
     params: Path = PARAMS,
     checkpoints: Path | None = CKPT,
     resume: bool = RESUME,
+    stop_after: int = STOP,
 ) -> None:
     """Stage 1: train AHD (pixel cross-entropy on the pooled masks), backbone frozen."""
-    _run("ahd", data, out, None, params, checkpoints, resume)
+    _run("ahd", data, out, None, params, checkpoints, resume, stop_after)
 
 
 @app.command("rae")
@@ -104,8 +112,9 @@ def train_rae(
     params: Path = PARAMS,
     checkpoints: Path | None = CKPT,
     resume: bool = RESUME,
+    stop_after: int = STOP,
 ) -> None:
     """Stage 2: train RAE + LoRA with AHD frozen, curriculum phase A then phase B."""
     if not init.is_dir():
         _fail(f"{init}: no such stage-1 model directory (run `tvau train ahd` first)")
-    _run("rae", data, out, init, params, checkpoints, resume)
+    _run("rae", data, out, init, params, checkpoints, resume, stop_after)

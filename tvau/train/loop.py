@@ -53,6 +53,14 @@ LOG_FILE = "train_log.jsonl"
 SUMMARY_FILE = "train.json"
 
 
+class TrainingStopped(Exception):
+    """run_stage(stop_after=N) stopped after N steps of this run, leaving a checkpoint to resume from."""
+
+    def __init__(self, step: int, total: int, checkpoints: Path):
+        super().__init__(f"stopped after step {step}/{total}; checkpoint in {checkpoints} (rerun to resume)")
+        self.step, self.total, self.checkpoints = step, total, checkpoints
+
+
 @dataclass(frozen=True)
 class Item:
     phase: str  # "ahd" | "Q" | "A" | "B"
@@ -376,12 +384,14 @@ def _gathered(model, zero_stage: int):
 def run_stage(params, stage: str, data_dir: str | Path = "data/train", out_dir: str | Path | None = None, *,
               init: str | Path | None = None, checkpoint_dir: str | Path | None = None, resume: bool = True,
               on_log: OnLog | None = None, progress: bool = True, model=None,
-              progress_lines: bool = False) -> Path:
+              progress_lines: bool = False, stop_after: int = 0) -> Path:
     """Train one stage and write the trained-model directory `out_dir` (default data/models/ahd or
     data/models/tvau) with the adapters, model.json, the training log and a summary (no timings:
     DVC tracks these files). `init` is the stage-1 directory for stage 2. `model`: an already loaded
     TVAU built from the same params (default: built here); it is trained in place. progress_lines:
-    without a progress bar, print one line per log interval to stderr instead. Returns out_dir."""
+    without a progress bar, print one line per log interval to stderr instead. stop_after > 0: after
+    that many optimiser steps of this run, checkpoint and raise TrainingStopped (a time-boxed slot on a
+    preemptible machine; the next run resumes there). Returns out_dir."""
     from tqdm import tqdm
 
     from tvau.model.trained import save_trained
@@ -405,15 +415,25 @@ def run_stage(params, stage: str, data_dir: str | Path = "data/train", out_dir: 
         if client is None or client.get("fingerprint") != fp:
             raise RuntimeError(f"{ckpt_root}: checkpoint does not match this run")
         start, log = int(client["step"]), list(client["log"])
-        torch.set_rng_state(client["torch_rng"])
+        rng = client["torch_rng"]  # one state per rank (a single tensor in older checkpoints)
+        torch.set_rng_state(rng[tr.rank] if isinstance(rng, list) else rng)
         if tr.rank == 0:
             print(f"resuming {stage} from {ckpt_root} at step {start}/{len(tr.steps)}", flush=True)
 
     def checkpoint(step: int) -> None:
         tag = f"step{step:06d}"
+        # Every rank's RNG state (dropout masks differ per rank): DeepSpeed writes the client state from
+        # rank 0 only, so with one state every rank resumed with rank 0's and drew other masks than an
+        # uninterrupted run would have.
+        rngs: list = [None] * tr.world
+        if tr.world > 1:
+            import torch.distributed as tdist
+
+            tdist.all_gather_object(rngs, torch.get_rng_state())
+        else:
+            rngs = [torch.get_rng_state()]
         engine.save_checkpoint(str(ckpt_root), tag=tag, exclude_frozen_parameters=True,
-                               client_state={"step": step, "log": log, "fingerprint": fp,
-                                             "torch_rng": torch.get_rng_state()})
+                               client_state={"step": step, "log": log, "fingerprint": fp, "torch_rng": rngs})
         dist.barrier()
         if tr.rank == 0:  # prune old checkpoints (rank 0 only; all ranks share the directory)
             tags = sorted(p.name for p in ckpt_root.glob("step*") if p.is_dir())
@@ -449,8 +469,13 @@ def run_stage(params, stage: str, data_dir: str | Path = "data/train", out_dir: 
                       f"phase {entry['phase']} epoch {entry['epoch']}", file=sys.stderr, flush=True)
             if on_log is not None:
                 on_log(done, {k: v for k, v in entry.items() if k != "step"})
-        if (cfg.checkpoint_every and done % cfg.checkpoint_every == 0) or done == len(tr.steps):
+        due = (cfg.checkpoint_every and done % cfg.checkpoint_every == 0) or done == len(tr.steps)
+        stop = bool(stop_after) and done - start >= stop_after and done < len(tr.steps)
+        if due or stop:
             checkpoint(done)
+        if stop:
+            bar.close()
+            raise TrainingStopped(done, len(tr.steps), ckpt_root)
     bar.close()
     tr.model.set_stage("frozen")
     tr.model.eval()
@@ -480,4 +505,4 @@ def trainable_names(model) -> list[str]:
     return [n for n, p in model.named_parameters() if p.requires_grad]
 
 
-__all__ = ["Item", "OnLog", "check_init", "fingerprint", "run_stage", "schedule", "stage_samples", "trainable_names"]
+__all__ = ["Item", "OnLog", "TrainingStopped", "check_init", "fingerprint", "run_stage", "schedule", "stage_samples", "trainable_names"]
