@@ -46,6 +46,13 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _no_launcher_env() -> dict[str, str]:
+    """This process's environment without the process-group variables an in-process run_stage set, so a
+    `tvau train` subprocess sees no launcher around it."""
+    drop = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT", "TVAU_PICKED_MASTER_PORT")
+    return {k: v for k, v in os.environ.items() if k not in drop}
+
+
 def _losses(out: Path) -> list[float]:
     return [json.loads(line)["loss"] for line in (out / "train_log.jsonl").read_text().splitlines()]
 
@@ -95,8 +102,7 @@ def test_train_ranks_relaunches_itself_and_shares_the_vision_passes(model_cache,
 
     p = tmp_path / "params.yaml"
     p.write_text(yaml.safe_dump(two.model_dump(mode="json")))
-    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR",
-                                                            "MASTER_PORT", "TVAU_PICKED_MASTER_PORT")}
+    env = _no_launcher_env()
     env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
     logs = {}
     for stage, extra in (("ahd", []), ("rae", ["--init", str(tmp_path / "two_ahd")])):
@@ -132,8 +138,7 @@ def test_train_ranks_reports_a_bad_training_set_in_one_line_before_any_rank_star
     params = tiny_params(model_cache, footage, ranks=2)
     p = tmp_path / "params.yaml"
     p.write_text(yaml.safe_dump(params.model_dump(mode="json")))
-    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR",
-                                                            "MASTER_PORT", "TVAU_PICKED_MASTER_PORT")}
+    env = _no_launcher_env()
     ahd = run_stage(params.model_copy(update={"train": params.train.model_copy(update={"ranks": 1})}), "ahd",
                     train_set, tmp_path / "ahd", checkpoint_dir=tmp_path / "ck", progress=False)
     r = subprocess.run([str(BIN / "tvau"), "train", "rae", "--params", str(p), "--data", str(broken),
@@ -157,8 +162,7 @@ def test_two_ranks_stopped_and_resumed_train_the_uninterrupted_adapters(model_ca
     ahd = run_stage(one, "ahd", train_set, tmp_path / "ahd", checkpoint_dir=tmp_path / "ck_ahd", progress=False)
     p = tmp_path / "params.yaml"
     p.write_text(yaml.safe_dump(params.model_dump(mode="json")))
-    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR",
-                                                            "MASTER_PORT", "TVAU_PICKED_MASTER_PORT")}
+    env = _no_launcher_env()
 
     def train(out: str, ck: str, *extra: str) -> subprocess.CompletedProcess:
         return subprocess.run([str(BIN / "tvau"), "train", "rae", "--params", str(p), "--data", str(train_set),
