@@ -52,7 +52,7 @@ def test_side_jobs_in_spawned_processes_equal_inline(params, trained, footage):
         ev = params.evaluate.model_copy(update={"baseline_process": spawn, "holdout_process": spawn, "batch": 2})
         p = params.model_copy(update={"evaluate": ev})
         assert holdout_pieces(len(records), p) == ([(0, 2), (2, 4)] if spawn else [(0, 4)])
-        jobs = side_jobs(str(trained), sets, str(footage), p, False, holdout_videos=len(records))
+        jobs = side_jobs(str(trained), sets, str(footage), p, False, pieces=holdout_pieces(len(records), p))
         assert (jobs.pool is not None) == spawn
         out = jobs.results()
         pieces = 2 if spawn else 1

@@ -108,10 +108,10 @@ class SideJobs:
 
 
 def side_jobs(model_ref: str, sets: list[tuple[str, str, str]], holdout: str | None, params,
-              progress: bool, holdout_videos: int = 0) -> SideJobs:
-    """The model on the `holdout_videos` videos of `holdout`, in holdout_pieces(), then the baseline on
-    each of `sets` ((data, split, label) each). results(): one (scores, dialogues) per piece, then one
-    list of baseline scores per set."""
+              progress: bool, pieces: list[tuple[int, int]] = ()) -> SideJobs:
+    """The model on `holdout` in `pieces` (holdout_pieces()), then the baseline on each of `sets`
+    ((data, split, label) each). results(): one (scores, dialogues) per piece, then one list of
+    baseline scores per set."""
     ev = params.evaluate
     # One OpenCV thread in a baseline worker: the other core belongs to the model.
     jobs = [(ev.baseline_process, baseline_scores,
@@ -120,7 +120,7 @@ def side_jobs(model_ref: str, sets: list[tuple[str, str, str]], holdout: str | N
     if holdout is not None:
         # The holdout's model half goes first: it is the longest work.
         jobs[:0] = [(ev.holdout_process, holdout_model_scores, (model_ref, holdout, params, a, b))
-                    for a, b in holdout_pieces(holdout_videos, params)]
+                    for a, b in pieces]
     return SideJobs(jobs, progress)
 
 
@@ -152,18 +152,17 @@ def run_evaluation(model_ref: str, data: str | Path, params, split: str | None =
     refs = read_references(references)
     kinds = video_kinds(data)
     sets = [(str(data), split, split)] + ([(str(holdout), "all", "holdout")] if hold_records is not None else [])
-    n_hold = len(hold_records) if hold_records is not None else 0
+    pieces = holdout_pieces(len(hold_records), params) if hold_records is not None else []
     side = side_jobs(str(model_ref), sets, str(holdout) if hold_records is not None else None, params, progress,
-                     holdout_videos=n_hold)
+                     pieces=pieces)
     try:
         model_v, dialogues, scorer = model_scores(model, records, params, refs, progress, split)
         done = side.results()
     finally:
         side.close()
-    pieces = len(holdout_pieces(n_hold, params)) if hold_records is not None else 0
-    h_model = [v for scores, _ in done[:pieces] for v in scores]
-    h_dial = [d for _, dials in done[:pieces] for d in dials]
-    base_sets = done[pieces:]
+    h_model = [v for scores, _ in done[:len(pieces)] for v in scores]
+    h_dial = [d for _, dials in done[:len(pieces)] for d in dials]
+    base_sets = done[len(pieces):]
     base_v = base_sets[0]
     base = BaselineScorer(params.metrics.baseline)
     result = assemble(model_v, base_v, dialogues, kinds, params, split)
