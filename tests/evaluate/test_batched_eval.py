@@ -1,6 +1,6 @@
 """The batched evaluator gives the one-clip-at-a-time numbers: several clips per vision call and the
-dialogues of several videos per LM batch (tiny trained model), and the baseline scored in a spawned
-process equals the baseline scored in this one."""
+dialogues of several videos per LM batch (tiny trained model), pieces scored in spawned workers
+equal one pass, and non-overlapping heatmap clips equal overlapping ones."""
 
 from __future__ import annotations
 
@@ -35,43 +35,85 @@ def test_batched_model_scorer_equals_one_clip_at_a_time(params, trained, footage
     assert len(d_one) == 2 * len(records) and any(d.truth for d in d_one) and any(d.target for d in d_one)
 
 
-def test_side_jobs_in_spawned_processes_equal_inline(params, trained, footage):
-    """The baseline on two sets and the model on the holdout set, in spawned workers, give the same
-    bits as the same jobs run in this process (what evaluate.baseline_process and
-    evaluate.holdout_process switch); the holdout's model half, cut into two pieces at a multiple of
-    evaluate.batch videos, gives the bits of one unbroken pass in this process."""
+def test_pieces_in_spawned_workers_equal_one_pass(params, trained, footage):
+    """plan_pieces + piece_scores (evaluate.workers): the sets cut into pieces at a multiple of
+    evaluate.batch videos, scored in spawned workers, give the bits of the same pieces scored here
+    and of one unbroken pass (model, baseline from the same pass, dialogues)."""
+    from tvau.baseline import BaselineScorer
     from tvau.data import open_dataset
-    from tvau.evaluate.frames import select_split
-    from tvau.evaluate.run import holdout_pieces, model_scores, side_jobs
+    from tvau.evaluate.frames import score_records, select_split
+    from tvau.evaluate.run import WorkerJobs, model_scores, piece_scores, plan_pieces
     from tvau.model.trained import load_trained
 
-    sets = [(str(footage), "all", "all"), (str(footage), "validation", "validation")]
     records = select_split(open_dataset(footage), "all")
+    sizes = [len(records), len(records)]  # the footage twice: as the evaluated split and as a holdout
 
-    def run(spawn: bool):
-        ev = params.evaluate.model_copy(update={"baseline_process": spawn, "holdout_process": spawn, "batch": 2})
+    def run(workers: int):
+        ev = params.evaluate.model_copy(update={"workers": workers, "batch": 2})
         p = params.model_copy(update={"evaluate": ev})
-        assert holdout_pieces(len(records), p) == ([(0, 2), (2, 4)] if spawn else [(0, 4)])
-        jobs = side_jobs(str(trained), sets, str(footage), p, False, pieces=holdout_pieces(len(records), p))
-        assert (jobs.pool is not None) == spawn
+        pieces = plan_pieces(sizes, p)
+        assert pieces == [(0, 0, 4), (1, 0, 4)]  # workers 2: 8 videos / 3, rounded up to a multiple of 2
+        p3 = p.model_copy(update={"evaluate": ev.model_copy(update={"workers": 3})})
+        assert plan_pieces(sizes, p3) == [(0, 0, 2), (0, 2, 4), (1, 0, 2), (1, 2, 4)]
+        jobs = WorkerJobs([(piece_scores, (str(trained), str(footage), "all", a, b, p3, None, "t"))
+                           for _, a, b in plan_pieces(sizes, p3)], workers)
+        assert (jobs.pool is not None) == (workers > 0)
         out = jobs.results()
-        pieces = 2 if spawn else 1
-        return ([v for sc, _ in out[:pieces] for v in sc], [d for _, ds in out[:pieces] for d in ds]), out[pieces:]
+        return [v for m, _, _ in out for v in m], [v for _, b, _ in out for v in b], [d for *_, ds in out for d in ds]
 
-    (h_inline, d_inline), b_inline = run(False)
-    (h_spawned, d_spawned), b_spawned = run(True)
+    m_in, b_in, d_in = run(0)
+    m_sp, b_sp, d_sp = run(2)
     p2 = params.model_copy(update={"evaluate": params.evaluate.model_copy(update={"batch": 2})})
-    h_whole, d_whole, _ = model_scores(load_trained(trained, p2), records, p2, {}, False, "holdout")
-    assert [v.name for v in h_spawned] == [v.name for v in h_inline] == [v.name for v in h_whole]
-    assert len(h_whole) == 4
-    for a, b in [(h_whole, h_inline), (h_whole, h_spawned)]:
-        for x, y in zip(a, b):
-            assert np.array_equal(x.scores, y.scores) and np.array_equal(x.detections, y.detections)
-            assert np.array_equal(x.pixels.pos_hist, y.pixels.pos_hist)
-    assert [vars(d) for d in d_spawned] == [vars(d) for d in d_inline] == [vars(d) for d in d_whole]
-    assert len(d_whole) == 4
-    assert [len(s) for s in b_spawned] == [len(s) for s in b_inline] == [4, 2]
-    for a_set, b_set in zip(b_inline, b_spawned):
-        for a, b in zip(a_set, b_set):
-            assert a.name == b.name
-            assert np.array_equal(a.scores, b.scores) and np.array_equal(a.detections, b.detections)
+    m_whole, b_whole, d_whole, _ = model_scores(load_trained(trained, p2), records + records, p2, {}, False, "x")
+    assert len(m_whole) == len(b_whole) == len(d_whole) == 8
+    for got in ((m_in, b_in), (m_sp, b_sp)):
+        for a_set, b_set in zip((m_whole, b_whole), got):
+            assert [v.name for v in a_set] == [v.name for v in b_set]
+            for x, y in zip(a_set, b_set):
+                assert np.array_equal(x.scores, y.scores) and np.array_equal(x.detections, y.detections)
+                assert np.array_equal(x.pixels.pos_hist, y.pixels.pos_hist)
+    assert [vars(d) for d in d_sp] == [vars(d) for d in d_in] == [vars(d) for d in d_whole]
+    # The baseline measured in the model's pass is the baseline measured on its own.
+    alone = score_records(records, BaselineScorer(params.metrics.baseline), params.metrics, False)
+    for x, y in zip(alone, b_whole[:4]):
+        assert np.array_equal(x.scores, y.scores) and np.array_equal(x.detections, y.detections)
+        assert np.array_equal(x.pixels.pos_hist, y.pixels.pos_hist)
+
+
+def test_non_overlapping_heatmap_clips_give_the_overlapping_heatmaps_and_the_same_dialogues(params, trained, footage):
+    """evaluate.heatmap_stride: a frame pair's heatmap does not depend on the clip it is cut from
+    (the vision tower attends within each temporal patch), so clips at stride num_frames give the
+    heatmaps of clips at half that stride, at half the vision passes; the dialogue clips stay on the
+    clip-stride grid. A stride that breaks the frame pairs (odd) does change them: the check can fail."""
+    from tvau.data import open_dataset
+    from tvau.evaluate.frames import select_split
+    from tvau.evaluate.model import ModelScorer
+    from tvau.model.trained import load_trained
+
+    records = select_split(open_dataset(footage), "all")
+    model = load_trained(trained, params)
+    model.ahd.logit_scale = 1.0  # the 4-step model's heat saturates at x100; unsaturated, it shows the input
+    L = model.clip.num_frames
+    overlapping = model.clip.model_copy(update={"stride": L // 2})
+
+    def run(stride: int):
+        scorer = ModelScorer(model, overlapping, dialogue_per_video=1, max_new_tokens=6, batch=3, heatmap_stride=stride)
+        calls = []
+        encode = model.encode_batch
+        model.encode_batch = lambda frames: calls.append(len(frames)) or encode(frames)
+        try:
+            heats = [np.stack(list(scorer(r))) for r in records]
+        finally:
+            del model.encode_batch
+        return heats, scorer.flush(), sum(calls)
+
+    ref, d_ref, clips_ref = run(0)  # 0: the clip stride, L // 2
+    fast, d_fast, clips_fast = run(L)
+    assert clips_fast < clips_ref
+    assert min(h.std() for h in ref) > 1e-3  # heatmaps that vary, so equality says something
+    for a, b in zip(ref, fast):
+        assert a.shape == b.shape
+        np.testing.assert_allclose(b, a, rtol=0, atol=1e-6)
+    assert [vars(d) for d in d_fast] == [vars(d) for d in d_ref] and len(d_ref) == len(records)
+    odd, _, _ = run(L // 2 + 1)  # clips that start on odd frames pair the frames differently
+    assert max(np.abs(a - b).max() for a, b in zip(ref, odd)) > 1e-3

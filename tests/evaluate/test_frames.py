@@ -162,3 +162,33 @@ def test_temporal_sigma_smooths_frame_scores_with_a_normalised_gaussian(records)
         cfg = MetricsConfig(temporal_sigma=s)
         scores, _ = score_video(rec, one_frame, cfg, PixelMetrics(bins=cfg.auc_bins))
         np.testing.assert_allclose(scores, want, atol=1e-12)
+
+
+def test_motion_regions_are_the_baselines_boxes_scored_by_the_heatmap(records):
+    """Region option "motion": the detections are the baseline's components (its own heatmap, the
+    configured levels), each box scored by the evaluated heatmap's maximum inside it, computed here
+    independently; in the paired pass the baseline keeps its own "components" rows and numbers."""
+    from tvau.evaluate.frames import score_records, score_records_with_baseline, score_video
+    from tvau.metrics.frame import PixelMetrics
+    from tvau.metrics.regions import components_to_regions
+
+    cfg = MetricsConfig(regions="motion", min_region_area=4)
+    rec = records[0]
+    maps = np.random.default_rng(3).uniform(0, 1, (rec.num_frames, rec.height, rec.width)).astype(np.float32)
+    _, det = score_video(rec, lambda r: iter(maps), cfg, PixelMetrics(bins=cfg.auc_bins))
+    want = []
+    for t, b in enumerate(BaselineScorer(cfg.baseline)(rec)):
+        for x1, y1, x2, y2, _ in components_to_regions(b, cfg.component_levels, 4, cfg.max_regions_per_frame):
+            x1, y1, x2, y2 = int(x1), int(y1), int(x2), int(y2)
+            want.append([t, x1, y1, x2, y2, float(maps[t, y1:y2 + 1, x1:x2 + 1].max())])
+    want = np.array(want)
+    assert len(want) >= rec.num_frames // 2  # the moving square and noise give boxes on most frames
+    assert np.array_equal(det[np.lexsort(det.T[::-1])], want[np.lexsort(want.T[::-1])])
+
+    val = select_split(records, "validation")
+    model_v, base_v = score_records_with_baseline(val, lambda r: iter(maps[: r.num_frames]), cfg, False)
+    alone = score_records(val, BaselineScorer(cfg.baseline), cfg.model_copy(update={"regions": "components"}), False)
+    for x, y in zip(alone, base_v):
+        assert np.array_equal(x.scores, y.scores) and np.array_equal(x.detections, y.detections)
+        assert np.array_equal(x.pixels.pos_hist, y.pixels.pos_hist)
+    assert np.array_equal(model_v[0].detections, det)

@@ -83,7 +83,7 @@ def test_run_evaluation_writes_the_contract_and_matches_an_independent_scoring(p
     res = run_evaluation(str(trained), footage, params, "all", tmp_path / "eval", tmp_path / "evaluate.json",
                          holdout=footage, references=None, progress=False)
     data = load_eval(tmp_path / "evaluate.json")
-    assert data["split"] == "all" and data["videos"] == 4 and data["region_method"] == "components"
+    assert data["split"] == "all" and data["videos"] == 4 and data["region_method"] == params.metrics.regions
     assert set(data["model"]) == set(METRICS) and set(data["holdout"]["baseline"]) == set(METRICS)
     assert data["baseline"]["yes_no_accuracy"]["value"] is None and data["majority_yes_no"] == 0.5
     assert set(data["per_kind"]) <= {"bicycle", "vehicle"} and data["per_kind"]

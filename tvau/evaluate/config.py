@@ -33,9 +33,12 @@ class EvaluateConfig(Section):
     # Clips per vision call, and dialogue clips (of as many videos) per LM batch; the numbers do not
     # depend on it beyond float rounding (tests/evaluate/test_batched_eval.py).
     batch: int = Field(8, ge=1)
-    # Score the baseline in a second (spawned) process while this one scores the model: both halves
-    # of the evaluation at once on two cores. Off: one after the other, same numbers.
-    baseline_process: bool = True
-    # Score the model on the holdout set in another spawned process (its own copy of the model) while
-    # this one scores the validation split. Off: one after the other, same numbers.
-    holdout_process: bool = True
+    # Frames between the clips whose heatmaps are scored; 0 = clip.num_frames (no overlap). Exact:
+    # a frame pair's heatmap does not depend on the clip it is cut from (tvau/evaluate/model.py), so
+    # the training stride (12 of 24) only computed each heatmap twice. Dialogue clips keep clip.stride.
+    heatmap_stride: int = Field(0, ge=0)
+    # Spawned worker processes that score pieces of the evaluated sets (model and baseline in one
+    # pass per video) while this process scores the first piece; 0 = all here, one after the other.
+    # The same numbers either way: pieces start at a multiple of `batch` videos, so the dialogue
+    # batches are those of one pass (tests/evaluate/test_batched_eval.py).
+    workers: int = Field(2, ge=0)

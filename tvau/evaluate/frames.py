@@ -10,8 +10,9 @@ Choices the paper did not publish (METHOD.md 9), all from MetricsConfig and reco
   smoothed over time with a Gaussian of `temporal_sigma` frames (off by default);
 - pixel AUROC over every pixel (or every `pixel_stride`-th row and column) from streamed histograms
   (tvau/metrics/frame.py), so no pixel sampling is needed at our sizes;
-- region detections for RBDC/TBDC via the named option `regions` ("components" or "boxes", see
-  tvau/metrics/regions.py); with "boxes" the candidate boxes are the dataset's object boxes.
+- region detections for RBDC/TBDC via the named option `regions` ("components", "boxes" or
+  "motion", see tvau/metrics/regions.py); with "boxes" the candidate boxes are the dataset's object
+  boxes, with "motion" the baseline's components (the baseline runs in the same pass).
 
 All rates in the result are fractions in [0, 1] (the paper prints percentages). A metric that is
 undefined on the split (e.g. AUC without any anomalous frame) is None, with the reason in "notes".
@@ -45,53 +46,91 @@ def _to_frame_size(heat: np.ndarray, height: int, width: int) -> np.ndarray:
     return np.clip(cv2.resize(heat, (width, height), interpolation=cv2.INTER_LINEAR), 0.0, 1.0)
 
 
-def score_video(
-    record: VideoRecord, scorer: Scorer, cfg: MetricsConfig, pixels: PixelMetrics
-) -> tuple[np.ndarray, np.ndarray]:
-    """Run the scorer over one video. Updates `pixels`; returns frame scores (num_frames,) and
-    region detections (n, 6) rows frame, x1, y1, x2, y2, score."""
+class _Measures:
+    """One heatmap stream's per-frame measures over a video: pixel statistics, frame scores and
+    region rows (frame, x1, y1, x2, y2, score)."""
+
+    def __init__(self, record: VideoRecord, cfg: MetricsConfig, pixels: PixelMetrics | None) -> None:
+        self.record, self.cfg, self.pixels = record, cfg, pixels
+        self.scores: list[float] = []
+        self.regions: list[np.ndarray] = []
+
+    def add(self, t: int, heat: np.ndarray, mask: np.ndarray, option: str, boxes: np.ndarray | None) -> np.ndarray:
+        """Measure frame t's heatmap (pixels only when this stream has statistics); returns its
+        region rows (n, 5) x1, y1, x2, y2, score."""
+        rec, cfg = self.record, self.cfg
+        heat = _to_frame_size(heat, rec.height, rec.width)
+        if not np.isfinite(heat).all() or heat.min() < 0 or heat.max() > 1:
+            raise ValueError(f"{rec.name} frame {t}: heatmap values must be finite and in [0, 1]")
+        if self.pixels is not None:
+            self.pixels.update(heat, mask)
+        self.scores.append(float(heat.max() if cfg.frame_score == "max" else heat.mean()))
+        r = heatmap_to_regions(heat, option, levels=cfg.component_levels, boxes=boxes,
+                               min_area=cfg.min_region_area, max_regions=cfg.max_regions_per_frame)
+        if len(r):
+            self.regions.append(np.column_stack([np.full(len(r), t), r]))
+        return r
+
+    def finish(self) -> tuple[np.ndarray, np.ndarray]:
+        s = np.asarray(self.scores, dtype=np.float64)
+        if self.cfg.temporal_sigma > 0:
+            from scipy.ndimage import gaussian_filter1d
+
+            s = gaussian_filter1d(s, self.cfg.temporal_sigma, mode="nearest")
+        return s, (np.concatenate(self.regions) if self.regions else np.zeros((0, 6)))
+
+
+def _score_streams(
+    record: VideoRecord, scorer: Scorer, cfg: MetricsConfig, pixels: PixelMetrics,
+    base_pixels: PixelMetrics | None,
+) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray] | None]:
+    """One pass over a video: the scorer's measures, and the baseline's when base_pixels is given.
+    Region option "motion" needs the baseline's heatmap (its components are the candidate boxes),
+    so it runs the baseline in the same pass even when its measures are not wanted."""
+    from tvau.baseline import BaselineScorer
+
     masks = record.iter_anomaly_masks()
     objects = record.iter_object_maps() if cfg.regions == "boxes" else None
-    scores, regions = [], []
+    run_base = base_pixels is not None or cfg.regions == "motion"
+    base_heats = iter(BaselineScorer(cfg.baseline)(record)) if run_base else None
+    model = _Measures(record, cfg, pixels)
+    base = _Measures(record, cfg, base_pixels)
     t = -1
     for t, heat in enumerate(scorer(record)):
         if t >= record.num_frames:
             raise ValueError(f"{record.name}: the scorer produced more than {record.num_frames} heatmaps")
-        heat = _to_frame_size(heat, record.height, record.width)
-        if not np.isfinite(heat).all() or heat.min() < 0 or heat.max() > 1:
-            raise ValueError(f"{record.name} frame {t}: heatmap values must be finite and in [0, 1]")
         mask = next(masks, None)
         if mask is None:
             raise ValueError(f"{record.name}: the dataset has fewer anomaly masks than frames ({t})")
-        pixels.update(heat, mask)
-        scores.append(float(heat.max() if cfg.frame_score == "max" else heat.mean()))
         boxes = None
         if objects is not None:
             obj = next(objects, None)
             if obj is None:
                 raise ValueError(f"{record.name}: the dataset has fewer object maps than frames ({t})")
             boxes = object_boxes(obj)
-        r = heatmap_to_regions(
-            heat,
-            cfg.regions,
-            levels=cfg.component_levels,
-            boxes=boxes,
-            min_area=cfg.min_region_area,
-            max_regions=cfg.max_regions_per_frame,
-        )
-        if len(r):
-            regions.append(np.column_stack([np.full(len(r), t), r]))
+        option = cfg.regions
+        if base_heats is not None:
+            bheat = next(base_heats, None)
+            if bheat is None:
+                raise ValueError(f"{record.name}: the video decoded to fewer frames than it has ({t})")
+            # The baseline is the motion detector: under "motion" its rows are its own components.
+            found = base.add(t, bheat, mask, "components" if option == "motion" else option, boxes)
+            if option == "motion":
+                boxes = found[:, :4]
+        model.add(t, heat, mask, option, boxes)
     if t + 1 != record.num_frames:
         raise ValueError(
             f"{record.name}: the scorer produced {t + 1} heatmaps for {record.num_frames} frames"
         )
-    s = np.asarray(scores, dtype=np.float64)
-    if cfg.temporal_sigma > 0:
-        from scipy.ndimage import gaussian_filter1d
+    return model.finish(), (base.finish() if base_pixels is not None else None)
 
-        s = gaussian_filter1d(s, cfg.temporal_sigma, mode="nearest")
-    det = np.concatenate(regions) if regions else np.zeros((0, 6))
-    return s, det
+
+def score_video(
+    record: VideoRecord, scorer: Scorer, cfg: MetricsConfig, pixels: PixelMetrics
+) -> tuple[np.ndarray, np.ndarray]:
+    """Run the scorer over one video. Updates `pixels`; returns frame scores (num_frames,) and
+    region detections (n, 6) rows frame, x1, y1, x2, y2, score."""
+    return _score_streams(record, scorer, cfg, pixels, None)[0]
 
 
 def _defined(fn: Callable[[], float], key: str, notes: list[str]) -> float | None:
@@ -124,19 +163,37 @@ def score_records(
 ) -> list[VideoScores]:
     """Run the scorer over every record, keeping per-video results (for intervals over videos).
     lines: without a progress bar, one stderr line per 10 videos (logs of DVC stages)."""
+    return _score_records(records, scorer, cfg, progress, desc, lines, False)[0]
+
+
+def score_records_with_baseline(
+    records: Sequence[VideoRecord], scorer: Scorer, cfg: MetricsConfig, progress: bool = True, desc: str = "evaluate",
+    lines: bool = False,
+) -> tuple[list[VideoScores], list[VideoScores]]:
+    """score_records for the scorer and the baseline (tvau/baseline.py) in one pass over each video:
+    (scorer's results, baseline's results). Under region option "motion" the scorer needs the
+    baseline's heatmap anyway; measuring both from the one pass costs the baseline once."""
+    return _score_records(records, scorer, cfg, progress, desc, lines, True)
+
+
+def _score_records(records, scorer, cfg, progress, desc, lines, with_baseline):
     import sys
 
     from tqdm import tqdm
 
-    out = []
+    out, base = [], []
     for i, rec in enumerate(tqdm(records, desc=desc, unit="video", disable=not progress)):
         if lines and not progress and i % 10 == 0:
             print(f"{desc}: video {i + 1}/{len(records)}", file=sys.stderr, flush=True)
         pixels = PixelMetrics(bins=cfg.auc_bins, threshold=cfg.miou_threshold, stride=cfg.pixel_stride)
-        s, d = score_video(rec, scorer, cfg, pixels)
-        out.append(VideoScores(rec.name, np.asarray(rec.frame_labels, dtype=np.int64), s, tracks_table(rec.tracks),
-                               d, pixels))
-    return out
+        bpix = PixelMetrics(bins=cfg.auc_bins, threshold=cfg.miou_threshold, stride=cfg.pixel_stride) \
+            if with_baseline else None
+        (s, d), b = _score_streams(rec, scorer, cfg, pixels, bpix)
+        labels, tracks = np.asarray(rec.frame_labels, dtype=np.int64), tracks_table(rec.tracks)
+        out.append(VideoScores(rec.name, labels, s, tracks, d, pixels))
+        if b is not None:
+            base.append(VideoScores(rec.name, labels, b[0], tracks, b[1], bpix))
+    return out, base
 
 
 def merge_pixels(videos: Sequence[VideoScores], cfg: MetricsConfig) -> PixelMetrics:

@@ -1,10 +1,20 @@
 """The trained T-VAU as a scorer: heatmaps over sliding clips covering each video, and the
 multi-turn dialogue on a few clips per video (one vision pass per clip serves both).
 
-Heatmaps: every clip of params `clip` (num_frames, stride, cover_tail) is cut from the video at the
-clip size, its per-frame heatmap (TVAU.heatmap_frames) is computed once, and a frame covered by
-several clips gets their mean (evaluate.overlap: "mean", or "max"). Frames are handed on as soon as
-no later clip covers them, so a long video is never held whole.
+Heatmaps: clips of params `clip` (num_frames, cover_tail) at `heatmap_stride` (default: the clip
+stride) are cut from the video at the clip size, each clip's per-frame heatmap
+(TVAU.heatmap_frames) is computed once, and a frame covered by several clips gets their mean
+(evaluate.overlap: "mean", or "max"). Frames are handed on as soon as no later clip covers them, so
+a long video is never held whole.
+
+Why `tvau evaluate` uses non-overlapping clips (evaluate.heatmap_stride 0 = clip.num_frames): the
+heatmap of a frame pair does not depend on the clip it was cut from. Qwen2.5-VL's vision tower
+attends within each temporal patch only (its sequence boundaries are one per temporal grid step),
+its rotary positions are spatial, the merger is spatial, and AHD is per position; so two clips that
+share a pair, with the pair aligned to the temporal patch, compute the same numbers for it, and
+overlapping clips (stride 12 of 24) only computed every heatmap twice
+(tests/evaluate/test_model_eval.py checks stride 24 against 12). RAE does look across the clip:
+the dialogue clips keep the training grid (clip.stride) and are encoded besides when off the grid.
 
 Dialogue (METHOD.md sections 7 and 9): on `evaluate.dialogue_clips_per_video` clips per video (the
 clips with most anomalous frames, then the one nearest the middle) the model is asked the paper's
@@ -18,6 +28,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -94,6 +105,7 @@ class ModelScorer:
     dialogues: list[DialogueResult] = field(default_factory=list)
     name: str = "tvau"
     batch: int = 8
+    heatmap_stride: int = 0  # frames between heatmap clips; 0 = clip.stride (see the module doc)
     _pending: list[_Pending] = field(default_factory=list, repr=False)
 
     def flush(self) -> list[DialogueResult]:
@@ -140,7 +152,12 @@ class ModelScorer:
         acc: dict[int, np.ndarray] = {}
         cnt: dict[int, int] = {}
         emitted = 0
-        clips = iter_clips(record, self.clip, with_masks=False)
+        stride = self.heatmap_stride or self.clip.stride
+        keep = set(clip_starts(n, self.clip.num_frames, stride, self.clip.cover_tail)) | want
+        # One decode on the finer grid that holds both the heatmap and the dialogue starts; only the
+        # wanted clips go through the model.
+        fine = self.clip.model_copy(update={"stride": math.gcd(stride, self.clip.stride)})
+        clips = (c for c in iter_clips(record, fine, with_masks=False) if c.start in keep)
         while group := list(itertools.islice(clips, max(1, self.batch))):
             with torch.no_grad():
                 encs = self.model.encode_batch([c.frames for c in group])

@@ -10,118 +10,87 @@ from collections.abc import Callable
 from pathlib import Path
 
 from tvau.baseline import BaselineScorer
-from tvau.evaluate.frames import score_records, select_split
+from tvau.evaluate.frames import score_records_with_baseline, select_split
 from tvau.evaluate.model import ModelScorer, read_references
 from tvau.evaluate.report import assemble, per_video_rows, plot_curves, plot_overlays, video_kinds
 
 
-def baseline_scores(data: str, split: str, metrics_cfg, progress: bool = False, desc: str = "",
-                    threads: int = 0) -> list:
-    """The baseline's per-video scores on `split` of `data` (a plain function: it runs in a spawned
-    process beside the model, see run_evaluation). threads > 0 caps OpenCV's threads."""
-    from tvau.data import open_dataset
-
-    if threads:
-        import cv2
-
-        cv2.setNumThreads(threads)
-    records = select_split(open_dataset(data, "ubnormal"), split)
-    return score_records(records, BaselineScorer(metrics_cfg.baseline), metrics_cfg, progress,
-                         desc=f"{desc} baseline", lines=True)
-
-
 def model_scores(model, records, params, references: dict, progress: bool, desc: str):
-    """(the model's per-video scores, its dialogue results, the scorer)."""
+    """(the model's per-video scores, the baseline's on the same videos from the same pass, the
+    model's dialogue results, the scorer)."""
     import torch
 
-    if params.evaluate.threads:
-        torch.set_num_threads(params.evaluate.threads)
-    scorer = ModelScorer(model, model.clip, params.evaluate.overlap, params.evaluate.dialogue_clips_per_video,
-                         params.evaluate.max_new_tokens, references, batch=params.evaluate.batch)
-    model_v = score_records(records, scorer, params.metrics, progress, desc=f"{desc} T-VAU", lines=True)
-    return model_v, scorer.flush(), scorer
+    ev = params.evaluate
+    if ev.threads:
+        torch.set_num_threads(ev.threads)
+    scorer = ModelScorer(model, model.clip, ev.overlap, ev.dialogue_clips_per_video, ev.max_new_tokens, references,
+                         batch=ev.batch, heatmap_stride=ev.heatmap_stride or model.clip.num_frames)
+    model_v, base_v = score_records_with_baseline(records, scorer, params.metrics, progress, desc=desc, lines=True)
+    return model_v, base_v, scorer.flush(), scorer
 
 
-def holdout_model_scores(model_ref: str, holdout: str, params, start: int = 0, stop: int | None = None
-                         ) -> tuple[list, list]:
-    """The model's per-video scores and dialogues on videos [start, stop) of the holdout set (a plain
-    function: it runs in a spawned process beside the validation half, see run_evaluation). Loads its
-    own copy of the model. The videos go through it in the same order as in one process, and a piece
-    that starts at a multiple of evaluate.batch videos has the same dialogue batches (one dialogue
-    clip per video, answered `batch` videos at a time), so the pieces give the same bits as the whole
-    (tests/evaluate/test_batched_eval.py)."""
+def piece_scores(model_ref: str, data: str, split: str, start: int, stop: int, params, references: str | None,
+                 desc: str) -> tuple[list, list, list]:
+    """model_scores on videos [start, stop) of `split` of `data`, with its own copy of the model (a
+    plain function: it runs in a spawned worker, see run_evaluation). The videos go through it in
+    the order and batches of one pass, so a piece that starts at a multiple of evaluate.batch videos
+    gives the same bits as that stretch of the whole (tests/evaluate/test_batched_eval.py)."""
+    import cv2
+
     from tvau.data import open_dataset
     from tvau.model.trained import load_trained
 
-    records = select_split(open_dataset(holdout, "ubnormal"), "all")[start:stop]
-    model_v, dialogues, _ = model_scores(load_trained(model_ref, params), records, params, {}, False, "holdout")
-    return model_v, dialogues
+    cv2.setNumThreads(1)  # the other cores belong to the other processes
+    records = select_split(open_dataset(data, "ubnormal"), split)[start:stop]
+    model_v, base_v, dialogues, _ = model_scores(load_trained(model_ref, params), records, params,
+                                                 read_references(references), False, f"{desc} [{start}:{stop}]")
+    return model_v, base_v, dialogues
 
 
-def holdout_pieces(videos: int, params) -> list[tuple[int, int]]:
-    """[start, stop) video ranges of the holdout's model half: two, cut at a multiple of
-    evaluate.batch videos (see holdout_model_scores), when it runs in worker processes and the
-    dialogue batches allow it; one otherwise. As one piece, the 80-video holdout finished about 45 s
-    after the validation half while a core idled; in two, the evaluation is about CPU-bound
-    (212 -> 202 s in one A/B on 2 cores, the same bits)."""
+def plan_pieces(sizes: list[int], params) -> list[tuple[int, int, int]]:
+    """(set index, start, stop) pieces covering sets of `sizes` videos, in order. With workers, each
+    set is cut into pieces of about total / (workers + 1) videos, rounded up to a multiple of
+    evaluate.batch (the dialogue batches stay those of one pass); the first piece is scored in this
+    process, the rest by the workers. One piece per set without workers, or when a video has several
+    dialogue clips (their batches then straddle videos)."""
     ev = params.evaluate
-    b = max(1, ev.batch) * max(1, ev.dialogue_clips_per_video)
-    cut = (videos // 2) // b * b if ev.dialogue_clips_per_video <= 1 else 0
-    if not ev.holdout_process or cut <= 0 or cut >= videos:
-        return [(0, videos)]
-    return [(0, cut), (cut, videos)]
+    b = max(1, ev.batch)
+    if ev.workers <= 0 or ev.dialogue_clips_per_video > 1:
+        return [(i, 0, n) for i, n in enumerate(sizes) if n]
+    size = -(-sum(sizes) // (ev.workers + 1))
+    size = max(b, -(-size // b) * b)
+    return [(i, a, min(a + size, n)) for i, n in enumerate(sizes) for a in range(0, n, size)]
 
 
-class SideJobs:
-    """Evaluation jobs run beside the validation set's model half: the baseline on each evaluated set
-    (evaluate.baseline_process) and the model on the holdout set (evaluate.holdout_process), in spawned
-    worker processes (one per kind of job, so two cores both work), else here one after the other.
-    Spawned, never forked: a fork beside Prefect's or MLflow's threads can deadlock, and a worker
-    imports only what it needs. `results()` returns each job's result in submission order."""
+class WorkerJobs:
+    """Evaluation pieces scored in `workers` spawned processes while the caller scores its own
+    piece; with no workers, here, one after the other, when results() is asked for. Spawned, never
+    forked: a fork beside Prefect's or MLflow's threads can deadlock, and a worker imports only what
+    it needs. results() returns each job's result in submission order."""
 
-    def __init__(self, jobs: list[tuple[bool, Callable, tuple]], progress: bool):
-        """jobs: (in a worker?, function, arguments) each."""
-        self.jobs, self.progress = jobs, progress
-        self.pool = self.futures = None
-        workers = sum(1 for spawn, _, _ in jobs if spawn)
-        if workers:
+    def __init__(self, jobs: list[tuple[Callable, tuple]], workers: int):
+        self.jobs, self.pool, self.futures = jobs, None, []
+        if jobs and workers > 0:
             import multiprocessing
             from concurrent.futures import ProcessPoolExecutor
 
-            self.pool = ProcessPoolExecutor(min(2, workers), mp_context=multiprocessing.get_context("spawn"))
-            # Submitted now, run while the caller scores the validation set.
-            self.futures = {i: self.pool.submit(fn, *args) for i, (spawn, fn, args) in enumerate(jobs) if spawn}
+            self.pool = ProcessPoolExecutor(min(workers, len(jobs)), mp_context=multiprocessing.get_context("spawn"))
+            self.futures = [self.pool.submit(fn, *args) for fn, args in jobs]  # they run from now on
 
     def results(self) -> list:
         try:
-            return [self.futures[i].result() if self.futures and i in self.futures else fn(*args)
-                    for i, (_, fn, args) in enumerate(self.jobs)]
+            if self.pool is None:
+                return [fn(*args) for fn, args in self.jobs]
+            return [f.result() for f in self.futures]
         finally:
             self.close()
 
     def close(self) -> None:
         if self.pool is not None:
-            for f in self.futures.values():
+            for f in self.futures:
                 f.cancel()
             self.pool.shutdown(wait=True, cancel_futures=True)
             self.pool = None
-
-
-def side_jobs(model_ref: str, sets: list[tuple[str, str, str]], holdout: str | None, params,
-              progress: bool, pieces: list[tuple[int, int]] = ()) -> SideJobs:
-    """The model on `holdout` in `pieces` (holdout_pieces()), then the baseline on each of `sets`
-    ((data, split, label) each). results(): one (scores, dialogues) per piece, then one list of
-    baseline scores per set."""
-    ev = params.evaluate
-    # One OpenCV thread in a baseline worker: the other core belongs to the model.
-    jobs = [(ev.baseline_process, baseline_scores,
-             (d, s, params.metrics, progress and not ev.baseline_process, desc, 1 if ev.baseline_process else 0))
-            for d, s, desc in sets]
-    if holdout is not None:
-        # The holdout's model half goes first: it is the longest work.
-        jobs[:0] = [(ev.holdout_process, holdout_model_scores, (model_ref, holdout, params, a, b))
-                    for a, b in pieces]
-    return SideJobs(jobs, progress)
 
 
 def _csv(rows: list[dict]) -> bytes:
@@ -151,24 +120,31 @@ def run_evaluation(model_ref: str, data: str | Path, params, split: str | None =
     model = load_trained(model_ref, params)
     refs = read_references(references)
     kinds = video_kinds(data)
-    sets = [(str(data), split, split)] + ([(str(holdout), "all", "holdout")] if hold_records is not None else [])
-    pieces = holdout_pieces(len(hold_records), params) if hold_records is not None else []
-    side = side_jobs(str(model_ref), sets, str(holdout) if hold_records is not None else None, params, progress,
-                     pieces=pieces)
+    sets = [(str(data), split, split, len(records), references)]
+    if hold_records is not None:
+        sets.append((str(holdout), "all", "holdout", len(hold_records), None))
+    pieces = plan_pieces([n for *_, n, _ in sets], params)
+    jobs = [(piece_scores, (str(model_ref), sets[i][0], sets[i][1], a, b, params,
+                            None if sets[i][4] is None else str(sets[i][4]), sets[i][2]))
+            for i, a, b in pieces[1:]]
+    side = WorkerJobs(jobs, params.evaluate.workers)
     try:
-        model_v, dialogues, scorer = model_scores(model, records, params, refs, progress, split)
-        done = side.results()
+        # The first piece is the start of the evaluated split (plan_pieces keeps the order).
+        model_v, base_v, dialogues, scorer = model_scores(model, records[:pieces[0][2]], params, refs, progress, split)
+        done = [(model_v, base_v, dialogues)] + side.results()
     finally:
         side.close()
-    h_model = [v for scores, _ in done[:len(pieces)] for v in scores]
-    h_dial = [d for _, dials in done[:len(pieces)] for d in dials]
-    base_sets = done[len(pieces):]
-    base_v = base_sets[0]
+    per_set = [([], [], []) for _ in sets]
+    for (i, _, _), parts in zip(pieces, done):
+        for acc, part in zip(per_set[i], parts):
+            acc.extend(part)
+    model_v, base_v, dialogues = per_set[0]
     base = BaselineScorer(params.metrics.baseline)
     result = assemble(model_v, base_v, dialogues, kinds, params, split)
     result["model_ref"] = str(model_ref)
     if hold_records is not None:
-        h = assemble(h_model, base_sets[1], h_dial, video_kinds(holdout), params, "all")
+        h_model, h_base, h_dial = per_set[1]
+        h = assemble(h_model, h_base, h_dial, video_kinds(holdout), params, "all")
         seed = None
         try:
             seed = json.loads((Path(holdout) / "synth_manifest.json").read_text()).get("seed")

@@ -27,13 +27,18 @@ positive does not depend on the order, and a region is detected at the first thr
 any detection that matches it, so the sweep reduces to per-region minima of the step index over
 matching (detection, region) pairs, found by joining both tables on (video, frame).
 
-Heatmaps become detections through one of two named options (METHOD.md 9 says the paper did not
+Heatmaps become detections through one of three named options (METHOD.md 9 says the paper did not
 publish how; results depend on it):
 - "components": threshold the heatmap (upsampled to frame size) at each level, take the 8-connected
   components, one box per component (its inclusive bounding box), score = heatmap maximum inside the
   component. Identical boxes from different levels are kept once.
 - "boxes": boxes given from elsewhere (a detector; in our evaluation the dataset's object boxes,
   i.e. an oracle detector, which flatters the result), each scored by the heatmap maximum inside it.
+- "motion": "boxes" with a real, non-learned detector: the "components" of the background-
+  subtraction baseline's heatmap (tvau/baseline.py), each box scored by the evaluated heatmap's
+  maximum inside it. The second option of METHOD.md 9 without an oracle: the model decides which
+  moving or changed regions are anomalous, the detector only where they are. The baseline itself,
+  being that detector, keeps its own "components" rows (tvau/evaluate/frames.py).
 """
 
 from __future__ import annotations
@@ -44,7 +49,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-REGION_OPTIONS = ("components", "boxes")
+REGION_OPTIONS = ("components", "boxes", "motion")
 
 
 @dataclass(frozen=True)
@@ -382,8 +387,8 @@ def heatmap_to_regions(
     """Dispatch on the named option; returns (n, 5) rows x1, y1, x2, y2, score."""
     if option == "components":
         return components_to_regions(heatmap, levels, min_area, max_regions)
-    if option == "boxes":
+    if option in ("boxes", "motion"):
         if boxes is None:
-            raise ValueError('region option "boxes" needs boxes to score')
+            raise ValueError(f'region option "{option}" needs boxes to score')
         return score_boxes(heatmap, boxes, min_area, max_regions)
     raise ValueError(f"unknown region option {option!r}; choose one of {REGION_OPTIONS}")
