@@ -70,7 +70,9 @@ def repo(tmp_path_factory) -> Path:
     shutil.copy(ROOT / ".dvcignore", repo)
     shutil.copytree(ROOT / "tvau", repo / "tvau", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    params["synth"] = {**params.get("synth", {}), "videos": 4, "size": 64, "frames": 48}
+    # One train and one validation video of each class (the project's fractions are sized for 210).
+    params["synth"] = {**params.get("synth", {}), "videos": 4, "size": 64, "frames": 48, "train_fraction": 0.5,
+                       "validation_fraction": 0.5}
     # The backbone's pretraining in seconds: two steps on 56-px clips of a 64-px world, one fresh
     # video rendered by the helper process (so the determinism check below covers it), and two
     # language-model steps.
