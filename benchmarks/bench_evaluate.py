@@ -8,7 +8,11 @@
 - decoding one 256x256 frame to RGB (one reused single-thread swscale context against PyAV's
   per-frame conversion), and finding the objects of one id map (one pass against one comparison
   per id). Outputs are identical in each pair (tests/evaluate/test_bootstrap.py,
-  tests/data/test_video.py; the others checked by value below).
+  tests/data/test_video.py; the others checked by value below);
+- the model's heatmaps of four 96-frame videos, clips on the training grid (stride 12 of 24) against
+  non-overlapping clips (evaluate.heatmap_stride 0, session 8): the same heatmaps, checked below,
+  for about half the vision passes. Model: TVAU_BENCH_MODEL (--model), else data/models/tvau when
+  the main job has made it, else untrained adapters on params' backbone (timing only).
 """
 
 from __future__ import annotations
@@ -132,4 +136,56 @@ def run() -> list[Row]:
                     note="before"))
     rows.append(Row("objects of a 256x256 id map (7 ids): one pass", 1e3 * _timed(
         lambda: objects_in_id_map(ids), 200), "ms", note="after, same objects"))
+    rows += _heatmap_stride_rows()
     return rows
+
+
+def _heatmap_stride_rows() -> list[Row]:
+    import os
+    import tempfile
+    from pathlib import Path
+
+    import torch
+
+    from tvau.config import load_params
+    from tvau.data import open_dataset
+    from tvau.evaluate.frames import select_split
+    from tvau.evaluate.model import ModelScorer
+    from tvau.model.trained import load_trained
+    from tvau.model.tvau import TVAU
+
+    torch.set_num_threads(1)
+    p = load_params()
+    ref = os.environ.get("TVAU_BENCH_MODEL") or ("data/models/tvau" if Path("data/models/tvau").is_dir() else None)
+    model = load_trained(ref, p) if ref else TVAU.from_params(p).eval()
+    with tempfile.TemporaryDirectory(prefix="bench_eval_") as tmp:
+        data = "data/synth" if Path("data/synth").is_dir() else None
+        if data is None:
+            from tvau.synth.config import SynthConfig
+            from tvau.synth.generate import generate
+
+            data = str(Path(tmp) / "synth")
+            generate(data, SynthConfig(videos=8, frames=96, size=256, scenes=2), seed=5, workers=1, progress=False)
+        records = select_split(open_dataset(data, "ubnormal"), "all")[:4]
+        out = {}
+        for stride in (model.clip.stride, model.clip.num_frames):
+            calls: list[int] = []
+            encode = model.encode_batch
+            model.encode_batch = lambda frames, _e=encode, _c=calls: _c.append(len(frames)) or _e(frames)
+            scorer = ModelScorer(model, model.clip, dialogue_per_video=0, heatmap_stride=stride)
+            t = time.perf_counter()
+            try:
+                heats = [np.stack(list(scorer(r))) for r in records]
+            finally:
+                del model.encode_batch
+            out[stride] = ((time.perf_counter() - t) / len(records), sum(calls), heats)
+    (slow, n_slow, h_slow), (fast, n_fast, h_fast) = out[model.clip.stride], out[model.clip.num_frames]
+    diff = max(float(np.abs(a - b).max()) for a, b in zip(h_slow, h_fast))
+    what = f"model heatmaps, {len(records)} videos @{model.clip.height}"
+    src = ref or "untrained adapters"
+    return [
+        Row(f"{what}: clips at stride {model.clip.stride} (training grid)", slow, "s/video",
+            note=f"before; {n_slow} clips; {src}"),
+        Row(f"{what}: clips at stride {model.clip.num_frames} (heatmap_stride 0)", fast, "s/video",
+            note=f"after, {n_fast} clips, {slow / fast:.1f}x; max |heatmap difference| {diff:.1e}"),
+    ]
