@@ -120,13 +120,15 @@ def run_evaluation(model_ref: str, data: str | Path, params, split: str | None =
     model = load_trained(model_ref, params)
     refs = read_references(references)
     kinds = video_kinds(data)
-    sets = [(str(data), split, split, len(records), references)]
+    # The evaluated sets: (data, split, label, videos, BLEU references); the holdout has no references.
+    sets = [(str(data), split, split, len(records), None if references is None else str(references))]
     if hold_records is not None:
         sets.append((str(holdout), "all", "holdout", len(hold_records), None))
-    pieces = plan_pieces([n for *_, n, _ in sets], params)
-    jobs = [(piece_scores, (str(model_ref), sets[i][0], sets[i][1], a, b, params,
-                            None if sets[i][4] is None else str(sets[i][4]), sets[i][2]))
-            for i, a, b in pieces[1:]]
+    pieces = plan_pieces([videos for _, _, _, videos, _ in sets], params)
+    jobs = []
+    for i, a, b in pieces[1:]:
+        set_data, set_split, label, _, refs_dir = sets[i]
+        jobs.append((piece_scores, (str(model_ref), set_data, set_split, a, b, params, refs_dir, label)))
     side = WorkerJobs(jobs, params.evaluate.workers)
     try:
         # The first piece is the start of the evaluated split (plan_pieces keeps the order).
