@@ -36,7 +36,7 @@ class ScoreConfig(Section):
     region_levels: tuple[float, ...] = (0.5, 0.7, 0.9)  # heatmap levels of the scored regions
     min_region_area: int = Field(16, ge=1)  # in source-frame pixels
     max_regions_per_frame: int = Field(5, ge=1)
-    overlay_fps: float = Field(6.0, gt=0)  # overlay video frame rate (sampled frames, slowed down)
+    overlay_fps: float = Field(6.0, gt=0)  # overlay video: the footage in real time, about this many frames/s
     trajectory_level: float = Field(0.5, ge=0, le=1)  # frames whose top region reaches it draw the path
     # --- batching and inputs ---
     videos_per_batch: int = Field(4, ge=1)  # videos per Prefect task (never a task per clip or frame)
