@@ -107,7 +107,7 @@ def test_non_overlapping_heatmap_clips_give_the_overlapping_heatmaps_and_the_sam
             del model.encode_batch
         return heats, scorer.flush(), sum(calls)
 
-    ref, d_ref, clips_ref = run(0)  # 0: the clip stride, L // 2
+    ref, d_ref, clips_ref = run(L // 2)  # the clip stride of `overlapping`
     fast, d_fast, clips_fast = run(L)
     assert clips_fast < clips_ref
     assert min(h.std() for h in ref) > 1e-3  # heatmaps that vary, so equality says something

@@ -1,8 +1,8 @@
 """The trained T-VAU as a scorer: heatmaps over sliding clips covering each video, and the
 multi-turn dialogue on a few clips per video (one vision pass per clip serves both).
 
-Heatmaps: clips of params `clip` (num_frames, cover_tail) at `heatmap_stride` (default: the clip
-stride) are cut from the video at the clip size, each clip's per-frame heatmap
+Heatmaps: clips of params `clip` (num_frames, cover_tail) at `heatmap_stride` (0, the default:
+clip.num_frames, no overlap) are cut from the video at the clip size, each clip's per-frame heatmap
 (TVAU.heatmap_frames) is computed once, and a frame covered by several clips gets their mean
 (evaluate.overlap: "mean", or "max"). Frames are handed on as soon as no later clip covers them, so
 a long video is never held whole.
@@ -13,7 +13,7 @@ attends within each temporal patch only (its sequence boundaries are one per tem
 its rotary positions are spatial, the merger is spatial, and AHD is per position; so two clips that
 share a pair, with the pair aligned to the temporal patch, compute the same numbers for it, and
 overlapping clips (stride 12 of 24) only computed every heatmap twice
-(tests/evaluate/test_model_eval.py checks stride 24 against 12). RAE does look across the clip:
+(tests/evaluate/test_batched_eval.py checks stride 24 against 12). RAE does look across the clip:
 the dialogue clips keep the training grid (clip.stride) and are encoded besides when off the grid.
 
 Dialogue (METHOD.md sections 7 and 9): on `evaluate.dialogue_clips_per_video` clips per video (the
@@ -105,7 +105,7 @@ class ModelScorer:
     dialogues: list[DialogueResult] = field(default_factory=list)
     name: str = "tvau"
     batch: int = 8
-    heatmap_stride: int = 0  # frames between heatmap clips; 0 = clip.stride (see the module doc)
+    heatmap_stride: int = 0  # frames between heatmap clips; 0 = clip.num_frames, as evaluate.heatmap_stride
     _pending: list[_Pending] = field(default_factory=list, repr=False)
 
     def flush(self) -> list[DialogueResult]:
@@ -152,7 +152,7 @@ class ModelScorer:
         acc: dict[int, np.ndarray] = {}
         cnt: dict[int, int] = {}
         emitted = 0
-        stride = self.heatmap_stride or self.clip.stride
+        stride = self.heatmap_stride or self.clip.num_frames
         keep = set(clip_starts(n, self.clip.num_frames, stride, self.clip.cover_tail)) | want
         # One decode on the finer grid that holds both the heatmap and the dialogue starts; only the
         # wanted clips go through the model.

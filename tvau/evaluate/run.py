@@ -24,7 +24,7 @@ def model_scores(model, records, params, references: dict, progress: bool, desc:
     if ev.threads:
         torch.set_num_threads(ev.threads)
     scorer = ModelScorer(model, model.clip, ev.overlap, ev.dialogue_clips_per_video, ev.max_new_tokens, references,
-                         batch=ev.batch, heatmap_stride=ev.heatmap_stride or model.clip.num_frames)
+                         batch=ev.batch, heatmap_stride=ev.heatmap_stride)
     model_v, base_v = score_records_with_baseline(records, scorer, params.metrics, progress, desc=desc, lines=True)
     return model_v, base_v, scorer.flush(), scorer
 
