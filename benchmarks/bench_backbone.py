@@ -96,9 +96,12 @@ def _records(root: Path, use: int | None = None):
 
 
 def _clip_cfg(size: int):
+    """Non-overlapping clips at `size`, with params.yaml's rule for pooling masks to patch targets."""
+    from tvau.config import load_params
     from tvau.data.config import ClipConfig
 
-    return ClipConfig(num_frames=CLIP_FRAMES, stride=CLIP_FRAMES, height=size, width=size, cover_tail=True)
+    return ClipConfig(num_frames=CLIP_FRAMES, stride=CLIP_FRAMES, height=size, width=size, cover_tail=True,
+                      mask_pooling=load_params("params.yaml").clip.mask_pooling)
 
 
 # --- backbone taps -------------------------------------------------------------------------------
@@ -131,7 +134,8 @@ def encode_set(ref: str, root: Path, size: int, with_frames: bool = False, use: 
 
     name = root.name + (f"-use{use}" if use else "")
     key = f"{_fingerprint(ref)}-{name}-{size}"
-    f_taps, f_meta = CACHE / f"taps-{key}.npy", CACHE / f"videos-{name}-{size}.npz"
+    rule = _clip_cfg(size).mask_pooling
+    f_taps, f_meta = CACHE / f"taps-{key}.npy", CACHE / f"videos-{name}-{size}-{rule}.npz"
     f_frames = CACHE / f"frames-{name}-{size}.npy"
     if not (f_taps.exists() and f_meta.exists() and f_frames.exists()):
         torch.set_num_threads(THREADS)
@@ -154,7 +158,7 @@ def encode_set(ref: str, root: Path, size: int, with_frames: bool = False, use: 
                 taps.append(np.stack([t.numpy().astype(np.float16) for t in out.taps]))
                 _, h, w = (int(x) for x in out.grid_thw[0])
                 v.starts.append(clip.start)
-                v.pooled.append(pool_masks(clip.masks, h, w))
+                v.pooled.append(pool_masks(clip.masks, h, w, rule=rule))
                 v.masks.append(np.packbits(clip.masks, axis=-1))
             videos.append(v)
         from tvau.storage import atomic_path

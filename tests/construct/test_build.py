@@ -49,6 +49,28 @@ def test_pooled_masks_match_an_independent_computation(built, records):
     assert labels.tolist() == records[c.video].frame_labels[c.start : c.stop].tolist()
 
 
+
+def test_any_pooling_gives_every_anomalous_pair_a_target(stages, records, cfg, tmp_path):
+    """clip.mask_pooling "any": a patch is anomalous when any pixel of its two frames is, so no
+    anomalous frame pair is left without a target (nearest sampling can drop small objects)."""
+    tables = {k: stages[k] for k in ("videos", "timelines", "track_points", "targets")}
+    build_training_sets(records, tables, CLIP.model_copy(update={"mask_pooling": "any"}), cfg, tmp_path, progress=False)
+    clips = pd.read_parquet(tmp_path / "clips.parquet")
+    checked = 0
+    for c in clips[clips.anomalous_frames > 0].itertuples():
+        got = np.load(tmp_path / c.shard)["masks"][c.row]
+        masks = np.stack(list(records[c.video].iter_anomaly_masks(int(c.start), int(c.stop))))
+        h, w = masks.shape[1:]
+        for t in range(got.shape[0]):
+            pair = masks[2 * t] | masks[2 * t + 1]
+            assert bool(got[t].any()) == bool(pair.any())
+            for i in range(8):
+                for j in range(8):  # patch (i, j): rows floor(i H / 8) .. floor((i + 1) H / 8) - 1
+                    block = pair[(i * h) // 8:((i + 1) * h) // 8, (j * w) // 8:((j + 1) * w) // 8]
+                    assert got[t, i, j] == block.any()
+        checked += 1
+    assert checked > 0
+
 def test_clips_cover_every_video_and_respect_splits(built, stages):
     out, stats = built
     clips = pd.read_parquet(out / "clips.parquet")

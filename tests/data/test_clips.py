@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import pytest
 import torch
 
 from tvau.data.clips import (
@@ -73,6 +74,35 @@ def test_pool_masks_hand_worked():
     assert pool_masks(np.ones((5, 4, 4), bool), 2, 2).shape == (3, 2, 2)  # odd T: last frame alone
     np.testing.assert_array_equal(pool_labels([0, 1, 0, 0, 1]), [True, False, True])
 
+
+
+def test_pool_masks_any_keeps_every_marked_patch():
+    m = np.zeros((4, 4, 6), bool)  # the hand-worked case above, rule "any"
+    m[0, 0, 0] = m[1, 2, 4] = m[1, 3, 5] = m[2, 1, 1] = m[3, 0, 2] = True
+    expected = np.array([[[1, 0, 0], [0, 0, 1]],
+                         [[1, 1, 0], [0, 0, 0]]], bool)  # (2, 1, 1) is kept in patch (0, 0) now
+    np.testing.assert_array_equal(pool_masks(m, 2, 3, rule="any"), expected)
+    # Against torch's max pooling of the pair-OR where the patches tile the frame exactly.
+    rng = np.random.default_rng(1)
+    big = rng.random((24, 48, 72)) > 0.995
+    pairs = torch.from_numpy(big.reshape(12, 2, 48, 72).any(1)).float()[None]
+    ref = torch.nn.functional.max_pool2d(pairs, kernel_size=8)[0].bool().numpy()
+    np.testing.assert_array_equal(pool_masks(big, 6, 9, rule="any"), ref)
+    # Uneven patches (50 rows into 7): every marked pixel lands in the patch whose rows hold it.
+    odd = rng.random((4, 50, 70)) > 0.99
+    want = np.zeros((2, 7, 9), bool)
+    for t, y, x in zip(*np.nonzero(odd)):
+        i = int(np.searchsorted((np.arange(7) * 50) // 7, y, side="right")) - 1
+        j = int(np.searchsorted((np.arange(9) * 70) // 9, x, side="right")) - 1
+        want[t // 2, i, j] = True
+    np.testing.assert_array_equal(pool_masks(odd, 7, 9, rule="any"), want)
+    # A 3x3-px object inside one 16-px patch, off its corner: gone under "nearest", one patch under "any".
+    bag = np.zeros((2, 256, 256), bool)
+    bag[:, 100:103, 40:43] = True
+    assert not pool_masks(bag, 16, 16).any()
+    assert np.argwhere(pool_masks(bag, 16, 16, rule="any")).tolist() == [[0, 6, 2]]
+    with pytest.raises(ValueError, match="pooling rule"):
+        pool_masks(bag, 16, 16, rule="bilinear")
 
 def test_clip_loading_and_iteration():
     rec = _rec(30)

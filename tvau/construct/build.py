@@ -93,7 +93,7 @@ def build_training_sets(
                 reps = clip.num_frames - (stop - start)
                 m = np.concatenate([m, m[-1:].repeat(reps, 0)])
                 lab = np.concatenate([lab, lab[-1:].repeat(reps)])
-            pooled = pool_masks(m, grid_h, grid_w).astype(np.uint8)
+            pooled = pool_masks(m, grid_h, grid_w, clip.temporal_patch, clip.mask_pooling).astype(np.uint8)
             shard = shards[v.split]
             shard["masks"].append(pooled)
             shard["frame_labels"].append(lab)

@@ -78,18 +78,27 @@ def nearest_indices(src: int, dst: int) -> np.ndarray:
     return np.minimum((np.arange(dst) * src) // dst, src - 1)
 
 
-def pool_masks(masks: np.ndarray, grid_h: int, grid_w: int, temporal_patch: int = 2) -> np.ndarray:
+def pool_masks(masks: np.ndarray, grid_h: int, grid_w: int, temporal_patch: int = 2,
+               rule: str = "nearest") -> np.ndarray:
     """(T, H, W) bool -> (ceil(T / temporal_patch), grid_h, grid_w) bool: OR over each group of
-    temporal_patch frames (an odd last frame is its own group), then nearest resize."""
+    temporal_patch frames (an odd last frame is its own group), then per patch either the pixel at
+    its top-left corner (rule "nearest", the paper's nearest resize) or the OR of all its pixels
+    (rule "any"; ClipConfig.mask_pooling says why). Patch (i, j) spans rows floor(i H / grid_h) to
+    floor((i + 1) H / grid_h) - 1, and likewise for columns."""
     masks = np.asarray(masks).astype(bool)
     if masks.ndim != 3:
         raise ValueError(f"expected (T, H, W) masks, got shape {masks.shape}")
+    if rule not in ("nearest", "any"):
+        raise ValueError(f"unknown mask pooling rule {rule!r} (nearest | any)")
     T, H, W = masks.shape
     pad = (-T) % temporal_patch
     if pad:
         masks = np.concatenate([masks, np.zeros((pad, H, W), bool)])
     pairs = masks.reshape(-1, temporal_patch, H, W).any(axis=1)
-    return pairs[:, nearest_indices(H, grid_h)][:, :, nearest_indices(W, grid_w)]
+    rows, cols = nearest_indices(H, grid_h), nearest_indices(W, grid_w)
+    if rule == "nearest" or H < grid_h or W < grid_w:  # a patch smaller than a pixel has one pixel
+        return pairs[:, rows][:, :, cols]
+    return np.logical_or.reduceat(np.logical_or.reduceat(pairs, rows, axis=1), cols, axis=2)
 
 
 def pool_labels(labels: np.ndarray, temporal_patch: int = 2) -> np.ndarray:
