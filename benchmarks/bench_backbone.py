@@ -134,7 +134,8 @@ def encode_set(ref: str, root: Path, size: int, with_frames: bool = False, use: 
 
     name = root.name + (f"-use{use}" if use else "")
     key = f"{_fingerprint(ref)}-{name}-{size}"
-    rule = _clip_cfg(size).mask_pooling
+    clip_cfg = _clip_cfg(size)  # reads params.yaml once, not once per video
+    rule = clip_cfg.mask_pooling
     f_taps, f_meta = CACHE / f"taps-{key}.npy", CACHE / f"videos-{name}-{size}-{rule}.npz"
     f_frames = CACHE / f"frames-{name}-{size}.npy"
     if not (f_taps.exists() and f_meta.exists() and f_frames.exists()):
@@ -151,7 +152,7 @@ def encode_set(ref: str, root: Path, size: int, with_frames: bool = False, use: 
             (sum(len(_starts(r)) for r in recs), CLIP_FRAMES, size, size, 3))
         for rec in recs:
             v = Video(rec.name, kinds.get(rec.name), np.asarray(rec.frame_labels, np.uint8), [])
-            for clip in iter_clips(rec, _clip_cfg(size)):
+            for clip in iter_clips(rec, clip_cfg):
                 out = bb.encode_video(clip.frames)
                 if frames is not None:
                     frames[len(taps)] = clip.frames

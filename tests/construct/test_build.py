@@ -49,7 +49,6 @@ def test_pooled_masks_match_an_independent_computation(built, records):
     assert labels.tolist() == records[c.video].frame_labels[c.start : c.stop].tolist()
 
 
-
 def test_any_pooling_gives_every_anomalous_pair_a_target(stages, records, cfg, tmp_path):
     """clip.mask_pooling "any": a patch is anomalous when any pixel of its two frames is, so no
     anomalous frame pair is left without a target (nearest sampling can drop small objects)."""
@@ -70,6 +69,7 @@ def test_any_pooling_gives_every_anomalous_pair_a_target(stages, records, cfg, t
                     assert got[t, i, j] == block.any()
         checked += 1
     assert checked > 0
+
 
 def test_clips_cover_every_video_and_respect_splits(built, stages):
     out, stats = built

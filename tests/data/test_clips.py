@@ -75,7 +75,6 @@ def test_pool_masks_hand_worked():
     np.testing.assert_array_equal(pool_labels([0, 1, 0, 0, 1]), [True, False, True])
 
 
-
 def test_pool_masks_any_keeps_every_marked_patch():
     m = np.zeros((4, 4, 6), bool)  # the hand-worked case above, rule "any"
     m[0, 0, 0] = m[1, 2, 4] = m[1, 3, 5] = m[2, 1, 1] = m[3, 0, 2] = True
@@ -103,6 +102,7 @@ def test_pool_masks_any_keeps_every_marked_patch():
     assert np.argwhere(pool_masks(bag, 16, 16, rule="any")).tolist() == [[0, 6, 2]]
     with pytest.raises(ValueError, match="pooling rule"):
         pool_masks(bag, 16, 16, rule="bilinear")
+
 
 def test_clip_loading_and_iteration():
     rec = _rec(30)
