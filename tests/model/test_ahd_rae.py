@@ -97,3 +97,22 @@ def test_rae_static_heatmap_gives_identical_steps():
     torch.testing.assert_close(steps[0], steps[1])
     torch.testing.assert_close(steps[1], steps[2])
     assert rae(torch.randn(1, 2, 6, 6)).shape == (0, 16)  # one temporal patch: no motion, no tokens
+
+
+def test_rae_probs_level_input_carries_the_change_and_the_level():
+    torch.manual_seed(0)
+    logits = torch.randn(4, 2, 5, 5) * 3
+    p = torch.softmax(logits, dim=1)[:, 1]  # abnormal probability, computed independently
+    x = RAE(text_dim=16, hidden=32, input_kind="probs_level").motion(logits)
+    assert x.shape == (3, 2, 5, 5)
+    torch.testing.assert_close(x[:, 0], p[1:] - p[:-1])
+    torch.testing.assert_close(x[:, 1], p[1:])
+    # A strong anomaly that stays put: the paper's cue is all zeros, ours keeps its level and place.
+    static = torch.zeros(3, 2, 5, 5)
+    static[:, 0] = 10.0  # normal everywhere ...
+    static[:, :, 2, 2] = torch.tensor([0.0, 10.0])  # ... but the middle patch
+    assert RAE(16, hidden=32, input_kind="probs").motion(static).abs().max() == 0
+    lv = RAE(16, hidden=32, input_kind="probs_level").motion(static)
+    assert lv[:, 0].abs().max() == 0 and lv[:, 1, 2, 2].min() > 0.99 and lv[:, 1, 0, 0].max() < 0.01
+    with pytest.raises(ValueError, match="rae_input"):
+        RAE(16, input_kind="level")

@@ -91,7 +91,9 @@ def test_params_yaml_mirrors_model_config():
     # params.yaml holds the documented defaults, except the backbone: the project's pipeline freezes
     # the pretrained one (DVC stage pretrain_backbone), the code's default stays the random tiny one
     # that tests build in a second.
-    # AHD's hidden width is scaled to the embedded tower (params.yaml says why); the rest is default.
+    # AHD's hidden width is scaled to the embedded tower, and RAE also sees the heatmap's level (ours;
+    # params.yaml says why); the rest is default, the paper's where it published one.
     assert cfg.backbone == "data/backbone" and ModelConfig().backbone == "embedded:tiny"
     assert cfg.ahd_hidden == 256 and ModelConfig().ahd_hidden == 1024
-    assert cfg.model_copy(update={"backbone": "embedded:tiny", "ahd_hidden": 1024}) == ModelConfig()
+    assert cfg.rae_input == "probs_level" and ModelConfig().rae_input == "probs"
+    assert cfg.model_copy(update={"backbone": "embedded:tiny", "ahd_hidden": 1024, "rae_input": "probs"}) == ModelConfig()

@@ -49,7 +49,10 @@ class ModelConfig(Section):
     rae_base_tokens: int = 10  # learnable base tokens per step (paper)
     # Motion cue X[t] = H_c[t+1] - H_c[t] on class probabilities or on logits / logit_scale (not
     # published; probabilities keep the input bounded in [-1, 1]). Both class channels are kept.
-    rae_input: Literal["probs", "logits"] = "probs"
+    # "probs_level" (ours): channels = the abnormal probability's change and its level at t+1. A
+    # difference alone is zero for an anomaly that stays put (a parked car, a lying person, a bag),
+    # so the LM of a small backbone, which cannot see such an anomaly itself, got no evidence of it.
+    rae_input: Literal["probs", "logits", "probs_level"] = "probs"
 
     # --- LoRA on the language model (METHOD.md section 6) ---
     lora_r: int = 16

@@ -15,6 +15,11 @@ import torch
 from torch import nn
 
 REGION_GRID = 3  # the 3x3 position vocabulary of the dialogue (tvau.vocab.REGIONS_3X3)
+# What the convolutions see per step (ModelConfig.rae_input documents why): the paper's motion cue on
+# class probabilities or on scaled logits (2 channels: normal, abnormal), or ours, "probs_level": the
+# abnormal probability's change AND its level at the later patch (2 channels), so that a static anomaly
+# (a parked car, a lying person, a bag) is not a zero input.
+INPUT_KINDS = ("probs", "logits", "probs_level")
 
 
 def _mlp(i: int, hidden: int, o: int) -> nn.Sequential:
@@ -25,8 +30,8 @@ class RAE(nn.Module):
     def __init__(self, text_dim: int, channels: tuple[int, int, int] = (32, 48, 96), hidden: int = 1024,
                  base_tokens: int = 10, input_kind: str = "probs", logit_scale: float = 100.0):
         super().__init__()
-        if input_kind not in ("probs", "logits"):
-            raise ValueError(f"rae_input must be 'probs' or 'logits', got {input_kind!r}")
+        if input_kind not in INPUT_KINDS:
+            raise ValueError(f"rae_input must be one of {list(INPUT_KINDS)}, got {input_kind!r}")
         c1, c2, c3 = channels
         self.convs = nn.Sequential(
             nn.Conv2d(2, c1, 3, padding=1), nn.ReLU(),
@@ -48,9 +53,17 @@ class RAE(nn.Module):
         return max(0, t_grid - 1) * self.tokens_per_step
 
     def motion(self, logits: torch.Tensor) -> torch.Tensor:
-        """H_c (T', 2, H', W') -> the motion cue X (T'-1, 2, H', W')."""
-        x = torch.softmax(logits.float(), dim=1) if self.input_kind == "probs" else logits.float() / self.logit_scale
-        return x[1:] - x[:-1]
+        """H_c (T', 2, H', W') -> the motion cue X (T'-1, 2, H', W'): X[t] = H_c[t+1] - H_c[t] on
+        probabilities or logits / logit_scale; for "probs_level", channel 0 is the abnormal
+        probability's change and channel 1 its value at t+1."""
+        if self.input_kind == "logits":
+            x = logits.float() / self.logit_scale
+            return x[1:] - x[:-1]
+        x = torch.softmax(logits.float(), dim=1)
+        if self.input_kind == "probs":
+            return x[1:] - x[:-1]
+        p = x[:, 1:2]  # (T', 1, H', W') abnormal probability
+        return torch.cat([p[1:] - p[:-1], p[1:]], dim=1)
 
     def tokens(self, d: torch.Tensor) -> torch.Tensor:
         """Motion cues (N, 2, H', W') of any number of steps (of one clip or of several clips stacked:
