@@ -45,16 +45,15 @@ def heatmap_from_logits(logits: torch.Tensor) -> torch.Tensor:
     return torch.softmax(logits, dim=1)[:, 1]
 
 
-def pool_masks(masks: torch.Tensor | np.ndarray, grid_thw: tuple[int, int, int], temporal_patch: int = 2,
-               rule: str = "nearest") -> torch.Tensor:
+def pool_masks(masks: torch.Tensor | np.ndarray, grid_thw: tuple[int, int, int], temporal_patch: int = 2) -> torch.Tensor:
     """Ground-truth pixel masks (T, H, W) bool -> the patch grid (T', H', W') bool tensor, with the
-    pooling rules of tvau.data.clips.pool_masks (OR over each frame pair, then nearest resize as in
-    METHOD.md section 4, or "any" pixel of the patch), checked against the grid the tower produced."""
+    pooling rule of tvau.data.clips.pool_masks (OR over each frame pair, nearest resize; METHOD.md
+    section 4), checked against the grid the vision tower produced."""
     from tvau.data.clips import pool_masks as pool_np
 
     m = masks.detach().cpu().numpy() if isinstance(masks, torch.Tensor) else np.asarray(masks)
     t, h, w = grid_thw
-    pooled = pool_np(m, h, w, temporal_patch, rule)
+    pooled = pool_np(m, h, w, temporal_patch)
     if pooled.shape[0] != t:
         raise ValueError(f"{m.shape[0]} mask frames do not give {t} temporal patches")
     return torch.from_numpy(pooled)

@@ -10,6 +10,9 @@ from typing import Literal
 
 from tvau.configbase import Section
 
+# RAE's input per step (ModelConfig.rae_input; tvau.model.rae.RAE.motion computes each).
+RaeInput = Literal["probs", "logits", "probs_level"]
+
 
 class ModelConfig(Section):
     # "embedded:tiny" builds (once, offline) a tiny Qwen2.5-VL of the real architecture; otherwise a
@@ -52,7 +55,7 @@ class ModelConfig(Section):
     # "probs_level" (ours): channels = the abnormal probability's change and its level at t+1. A
     # difference alone is zero for an anomaly that stays put (a parked car, a lying person, a bag),
     # so the LM of a small backbone, which cannot see such an anomaly itself, got no evidence of it.
-    rae_input: Literal["probs", "logits", "probs_level"] = "probs"
+    rae_input: RaeInput = "probs"
 
     # --- LoRA on the language model (METHOD.md section 6) ---
     lora_r: int = 16

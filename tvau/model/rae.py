@@ -11,15 +11,15 @@ concatenated per step as [P_base, P_region, p_global] and flattened over steps.
 
 from __future__ import annotations
 
+from typing import get_args
+
 import torch
 from torch import nn
 
+from tvau.model.config import RaeInput
+
 REGION_GRID = 3  # the 3x3 position vocabulary of the dialogue (tvau.vocab.REGIONS_3X3)
-# What the convolutions see per step (ModelConfig.rae_input documents why): the paper's motion cue on
-# class probabilities or on scaled logits (2 channels: normal, abnormal), or ours, "probs_level": the
-# abnormal probability's change AND its level at the later patch (2 channels), so that a static anomaly
-# (a parked car, a lying person, a bag) is not a zero input.
-INPUT_KINDS = ("probs", "logits", "probs_level")
+INPUT_KINDS = get_args(RaeInput)  # what the convolutions see per step (ModelConfig.rae_input says why)
 
 
 def _mlp(i: int, hidden: int, o: int) -> nn.Sequential:
