@@ -208,7 +208,9 @@ def test_answer_loss_weights_the_first_token_of_each_answer():
 
 
 def test_decision_offset_moves_only_the_first_answer_and_round_trips(tiny_cfg, model, tmp_path):
-    """TVAU.decision_offset is added to "No"'s logit at the first token of the opening Q_ANOMALY only."""
+    """TVAU.decision_offset (a calibrated decision) restricts the first token of the opening Q_ANOMALY
+    answer to "Yes"/"No" and adds the offset to "No"'s logit; nothing else changes, and None (the
+    paper's plain greedy) biases nothing."""
     clip = model.encode(_clip(8, 56, 56))
     ids = model.yes_no_ids()
     assert ids is not None
@@ -217,16 +219,23 @@ def test_decision_offset_moves_only_the_first_answer_and_round_trips(tiny_cfg, m
         _, embeds, pos = model._lm_inputs(clip, [(Q0, None)])
         last = model.backbone.logits(embeds, pos)[0, -1]
     assert margin == pytest.approx(float(last[ids[0]] - last[ids[1]]), abs=1e-4)
+    assert model.decision_offset is None and model._decision_bias([Q0], [None]) is None
+    # The random tiny LM's own greedy first token is some other word: the restriction is what decides.
+    assert int(last.argmax()) not in ids
     follow = "What is its motion state?"
     plain_follow = model.chat(clip, follow, history=[(Q0, "Yes.")], max_new_tokens=4).answer
+    for offset, want in ((margin - 0.5, ids[0]), (margin + 0.5, ids[1]), (1e4, ids[1]), (-1e4, ids[0])):
+        model.decision_offset = offset
+        tokens = model.backbone.greedy_tokens_batch(embeds, pos, 1, first_logit_bias=model._decision_bias([Q0], [None]))
+        assert tokens[0][0] == want, offset  # "Yes" exactly when margin > offset
+        assert model.chat(clip, follow, history=[(Q0, "Yes.")], max_new_tokens=4).answer == plain_follow
     model.decision_offset = 1e4
     assert model.chat(clip, Q0, max_new_tokens=3).answer.startswith("No")
-    assert model.chat(clip, follow, history=[(Q0, "Yes.")], max_new_tokens=4).answer == plain_follow
-    model.decision_offset = -1e4
-    tokens = model.backbone.greedy_tokens_batch(embeds, pos, 1, first_logit_bias=model._decision_bias([Q0], [None]))
-    assert tokens[0][0] != ids[1]  # "No" can no longer be the first token
     model.decision_offset = 0.25
     path = model.save_adapters(tmp_path / "adapters.safetensors")
     other = TVAU.from_config(tiny_cfg, seed=1)
     other.load_adapters(path)
     assert other.decision_offset == 0.25
+    model.decision_offset = None
+    other.load_adapters(model.save_adapters(tmp_path / "plain.safetensors"))
+    assert other.decision_offset is None

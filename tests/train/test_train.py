@@ -130,7 +130,7 @@ def test_decision_threshold_is_fitted_on_the_training_clips_and_saved(params, tr
                     checkpoint_dir=trained.parent / "ck_cal", progress=False)
     summary = json.loads((out / "train.json").read_text())["decision_calibration"]
     plain, model = load_trained(trained, params), load_trained(out, cal)
-    assert plain.decision_offset == 0.0
+    assert plain.decision_offset is None
     assert model.decision_offset == pytest.approx(summary["offset"], abs=1e-6)
     # Calibration changes no weight: the same adapters as the uncalibrated run of the same inputs.
     assert all(torch.equal(a, b) for a, b in zip(plain.adapter_state_dict().values(),
@@ -250,3 +250,40 @@ def test_trained_directory_round_trip_and_errors(params, tmp_path):
     (tmp_path / "bad" / "model.json").write_text("{not json")
     with pytest.raises(TrainedModelError, match="bad/model.json: not valid JSON"):
         load_trained(tmp_path / "bad")
+
+
+def test_stage2_checks_its_stage1_model_against_params_before_training(params, trained, tmp_path):
+    """Stage 2 refuses a stage-1 directory whose model.json or whose adapters' own header was made for
+    other model parameters (each error names the file), and accepts a model.json written before a model
+    key was added, when params keep that key's default."""
+    import shutil
+
+    from tvau.model.tvau import read_adapter_meta
+    from tvau.train.data import TrainingDataError
+    from tvau.train.loop import check_init
+
+    ahd = trained.parent / "ahd"
+    check_init(params, "rae", ahd)
+    assert params.model.rae_input == "probs"  # the default, so a card without the key reads as it
+    other = params.model_copy(update={"model": params.model.model_copy(update={"rae_input": "probs_level"})})
+    with pytest.raises(TrainingDataError, match="model.json"):
+        check_init(other, "rae", ahd)
+    # model.json edited to the new parameters, the weights still those of the old ones
+    edited = tmp_path / "edited"
+    shutil.copytree(ahd, edited)
+    card = json.loads((edited / "model.json").read_text())
+    card["model"]["rae_input"] = "probs_level"
+    (edited / "model.json").write_text(json.dumps(card))
+    assert read_adapter_meta(edited / "adapters.safetensors")["rae_input"] == "probs"
+    with pytest.raises(TrainedModelError, match=r"adapters\.safetensors: made for other model parameters.*rae_input"):
+        check_init(other, "rae", edited)
+    (edited / "adapters.safetensors").write_bytes(b"not safetensors")
+    with pytest.raises(TrainedModelError, match=r"adapters\.safetensors: not a readable"):
+        check_init(other, "rae", edited)
+    # a card from before a key existed (rae_input came in session 10) reads as the key's default
+    older = tmp_path / "older"
+    shutil.copytree(ahd, older)
+    card = json.loads((older / "model.json").read_text())
+    del card["model"]["rae_input"]
+    (older / "model.json").write_text(json.dumps(card))
+    check_init(params, "rae", older)

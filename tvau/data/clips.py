@@ -15,11 +15,12 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import get_args
 
 import cv2
 import numpy as np
 
-from tvau.data.config import ClipConfig
+from tvau.data.config import ClipConfig, MaskPooling
 from tvau.data.record import VideoRecord
 
 
@@ -88,8 +89,8 @@ def pool_masks(masks: np.ndarray, grid_h: int, grid_w: int, temporal_patch: int 
     masks = np.asarray(masks).astype(bool)
     if masks.ndim != 3:
         raise ValueError(f"expected (T, H, W) masks, got shape {masks.shape}")
-    if rule not in ("nearest", "any"):
-        raise ValueError(f"unknown mask pooling rule {rule!r} (nearest | any)")
+    if rule not in get_args(MaskPooling):
+        raise ValueError(f"unknown mask pooling rule {rule!r} ({' | '.join(get_args(MaskPooling))})")
     T, H, W = masks.shape
     pad = (-T) % temporal_patch
     if pad:

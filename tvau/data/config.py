@@ -8,6 +8,10 @@ from pydantic import Field
 
 from tvau.configbase import Section
 
+# How pixel masks become patch targets (ClipConfig.mask_pooling; tvau.data.clips.pool_masks reads the
+# names from here, so the rule list has one source).
+MaskPooling = Literal["nearest", "any"]
+
 
 class ClipConfig(Section):
     num_frames: int = Field(24, ge=1)  # frames per clip (paper: 24)
@@ -25,4 +29,4 @@ class ClipConfig(Section):
     # 256-px frames) "nearest" left 82% of an abandoned bag's anomalous frame pairs, 58% of a thrown
     # ball's and 24% of a fallen person's with no anomalous patch at all, so AHD was taught that
     # those objects are normal (note on issue 12, session 9).
-    mask_pooling: Literal["nearest", "any"] = "nearest"
+    mask_pooling: MaskPooling = "nearest"

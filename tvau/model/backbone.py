@@ -292,7 +292,7 @@ class Backbone(nn.Module):
         one from that sample's maximum position (Qwen2.5-VL's rope-delta rule). A finished sample is fed
         the end-of-text token until all have stopped; those steps are masked out and never read.
         first_logit_bias (B, V), optional: added to the logits of the first new token only (the yes/no
-        decision threshold, TVAU.decision_offset)."""
+        decision: -inf outside "Yes"/"No" and the threshold TVAU.decision_offset)."""
         from transformers import DynamicCache
 
         b = inputs_embeds.shape[0]

@@ -78,10 +78,13 @@ class TVAU(nn.Module):
         self.rae.to(backbone.device)
         for p in lora_parameters(backbone.language_model).values():
             p.data = p.data.to(backbone.device)
-        # Yes/no decision threshold on the first answer token of Q_ANOMALY (ours; 0 = plain greedy, the
-        # paper): answer "Yes" when logit(Yes) - logit(No) exceeds it. Fitted on the training clips after
-        # stage 2 (tvau.train.calibrate, train.rae_calibrate_decision); saved with the adapters.
-        self.decision_offset = 0.0
+        # Yes/no decision threshold on the first answer token of Q_ANOMALY (ours; None = plain greedy,
+        # the paper): answer "Yes" when logit(Yes) - logit(No) exceeds it. Fitted on the training clips
+        # after stage 2 (tvau.train.calibrate, train.rae_calibrate_decision); saved with the adapters.
+        # A calibrated decision is a choice between the two words, so that first token is restricted
+        # to "Yes" or "No": unrestricted, the embedded LM opened 4 of 150 validation answers with
+        # "It is running." (no answer at all), 3 of them on clips its margin called anomalous.
+        self.decision_offset: float | None = None
         self.set_stage("frozen")
         self.eval()
 
@@ -265,12 +268,15 @@ class TVAU(nn.Module):
         return self._yes_no
 
     def _decision_bias(self, questions: Sequence[str], histories: Sequence) -> torch.Tensor | None:
-        """(B, V) first-token bias: +decision_offset on "No" for a conversation's opening Q_ANOMALY."""
-        ids = self.yes_no_ids() if self.decision_offset else None
+        """(B, V) first-token bias for a conversation's opening Q_ANOMALY when the decision is calibrated:
+        -inf on every token but "Yes" and "No", +decision_offset on "No"; None when nothing is biased."""
+        ids = self.yes_no_ids() if self.decision_offset is not None else None
         rows = [i for i, (q, h) in enumerate(zip(questions, histories)) if q == Q_ANOMALY and not h]
         if ids is None or not rows:
             return None
         bias = torch.zeros(len(questions), self.backbone.model.lm_head.out_features)
+        bias[rows] = float("-inf")
+        bias[rows, ids[0]] = 0.0
         bias[rows, ids[1]] = self.decision_offset
         return bias
 
@@ -314,12 +320,10 @@ class TVAU(nn.Module):
         return {k: v.detach().to("cpu").contiguous().clone() for k, v in sd.items()}
 
     def _adapter_meta(self) -> dict:
-        c = self.cfg
+        cfg = self.cfg.model_dump(mode="json")
         return {"format": ADAPTER_FORMAT, "backbone": self.backbone.source, "taps": self.backbone.taps,
-                "vision_width": self.backbone.vision_width, "text_width": self.backbone.text_width,
-                "ahd_hidden": c.ahd_hidden, "rae_channels": list(c.rae_channels), "rae_hidden": c.rae_hidden,
-                "rae_base_tokens": c.rae_base_tokens, "rae_input": c.rae_input, "lora_r": c.lora_r,
-                "lora_alpha": c.lora_alpha, "lora_targets": list(c.lora_targets)}
+                "vision_width": self.backbone.vision_width, "text_width": self.backbone.text_width} | \
+            {k: cfg[k] for k in ADAPTER_CONFIG_KEYS}
 
     def save_adapters(self, path: str | Path) -> Path:
         """Write AHD, RAE and LoRA weights (a few tens of MB on the 7B) atomically."""
@@ -329,27 +333,22 @@ class TVAU(nn.Module):
 
         path = Path(path)
         with atomic_path(path) as tmp:
-            meta = self._adapter_meta() | {"decision_offset": float(self.decision_offset)}
+            off = self.decision_offset
+            meta = self._adapter_meta() | {"decision_offset": None if off is None else float(off)}
             save_file(self.adapter_state_dict(), str(tmp), metadata={"tvau": json.dumps(meta)})
         return path
 
     def load_adapters(self, path: str | Path) -> None:
         """Load weights written by save_adapters; refuses files made for another configuration."""
-        from safetensors import safe_open
         from safetensors.torch import load_file
 
         path = Path(path)
-        if not path.exists():
-            raise FileNotFoundError(f"{path}: no such adapter file")
+        meta = read_adapter_meta(path)
         try:
-            with safe_open(str(path), framework="pt") as f:
-                meta = json.loads((f.metadata() or {}).get("tvau", "{}"))
             sd = load_file(str(path))
         except Exception as exc:  # safetensors raises several types on corrupt files
             raise ValueError(f"{path}: not a readable safetensors adapter file ({exc})") from exc
         mine = self._adapter_meta()
-        if meta.get("format") != ADAPTER_FORMAT:
-            raise ValueError(f"{path}: not a T-VAU adapter file (format {meta.get('format')!r})")
         diff = {k: (meta.get(k), v) for k, v in mine.items() if k != "backbone" and meta.get(k) != v}
         if diff:
             raise ValueError(f"{path}: made for another model configuration: {diff} (file, this model)")
@@ -370,7 +369,32 @@ class TVAU(nn.Module):
         with torch.no_grad():
             for k, p in lora.items():
                 p.copy_(groups["lora"][k])
-        self.decision_offset = float(meta.get("decision_offset", 0.0))  # absent in older files: plain greedy
+        off = meta.get("decision_offset")  # null or absent (older files): plain greedy
+        self.decision_offset = None if off is None else float(off)
+
+
+# The params.yaml `model` keys an adapter file records and must match when loaded (shapes and what
+# the weights mean; the backbone is recorded by its resolved source and widths instead).
+ADAPTER_CONFIG_KEYS = ("ahd_hidden", "rae_channels", "rae_hidden", "rae_base_tokens", "rae_input", "lora_r",
+                       "lora_alpha", "lora_targets")
+
+
+def read_adapter_meta(path: str | Path) -> dict:
+    """The configuration an adapter file (TVAU.save_adapters) was written for, from its header alone.
+    ValueError names the file when it is unreadable or no T-VAU adapter file; FileNotFoundError when absent."""
+    from safetensors import safe_open
+
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such adapter file")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = json.loads((f.metadata() or {}).get("tvau", "{}"))
+    except Exception as exc:  # safetensors raises several types on corrupt files
+        raise ValueError(f"{path}: not a readable safetensors adapter file ({exc})") from exc
+    if not isinstance(meta, dict) or meta.get("format") != ADAPTER_FORMAT:
+        raise ValueError(f"{path}: not a T-VAU adapter file (format {meta.get('format') if isinstance(meta, dict) else None!r})")
+    return meta
 
 
 def _by_grid(items: list, key: Callable, run: Callable[[list], list]) -> list:

@@ -178,12 +178,32 @@ def check_init(params, stage: str, init: Path | None) -> None:
         return
     if init is None:
         raise ValueError("stage 2 (rae) starts from a stage-1 model: pass init=<trained AHD dir>")
-    from tvau.model.trained import read_card
+    from pydantic import ValidationError
+
+    from tvau.data.config import ClipConfig
+    from tvau.model.config import ModelConfig
+    from tvau.model.trained import ADAPTERS, TrainedModelError, read_card
+    from tvau.model.tvau import ADAPTER_CONFIG_KEYS, read_adapter_meta
 
     card = read_card(init)
-    if card["model"] != params.model.model_dump(mode="json") or card["clip"] != params.clip.model_dump(mode="json"):
+    model = params.model.model_dump(mode="json")
+    try:  # validated, so a key added since stage 1 was written counts at its default
+        same = (ModelConfig.model_validate(card["model"]).model_dump(mode="json") == model
+                and ClipConfig.model_validate(card["clip"]).model_dump(mode="json") == params.clip.model_dump(mode="json"))
+    except ValidationError as exc:
+        raise TrainedModelError(f"{init / 'model.json'}: invalid model or clip section ({exc})") from None
+    if not same:
         raise TrainingDataError(f"{init / 'model.json'}: trained with other model/clip parameters than "
                                 "params.yaml (rerun stage 1)")
+    # The weights' own header must agree too (a directory assembled by hand, or a partial copy).
+    try:
+        meta = read_adapter_meta(init / ADAPTERS)
+    except ValueError as exc:
+        raise TrainedModelError(str(exc)) from None
+    diff = {k: (meta.get(k), model[k]) for k in ADAPTER_CONFIG_KEYS if meta.get(k) != model[k]}
+    if diff:
+        raise TrainedModelError(f"{init / ADAPTERS}: made for other model parameters than params.yaml: {diff} "
+                                "(file, params; rerun stage 1)")
 
 
 def stage_samples(cfg, stage: str, data_dir: Path) -> tuple[dict[str, list], dict[str, float]]:
