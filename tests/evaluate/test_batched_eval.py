@@ -5,6 +5,7 @@ equal one pass, and non-overlapping heatmap clips equal overlapping ones."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 
 def _score(model, records, params, batch: int):
@@ -117,3 +118,42 @@ def test_non_overlapping_heatmap_clips_give_the_overlapping_heatmaps_and_the_sam
     assert [vars(d) for d in d_fast] == [vars(d) for d in d_ref] and len(d_ref) == len(records)
     odd, _, _ = run(L // 2 + 1)  # clips that start on odd frames pair the frames differently
     assert max(np.abs(a - b).max() for a, b in zip(ref, odd)) > 1e-3
+
+
+@pytest.mark.parametrize("clips_per_video", [2, 3])
+def test_several_dialogue_clips_per_video_still_split_into_pieces_of_one_pass(params, trained, footage,
+                                                                              clips_per_video):
+    """evaluate.dialogue_clips_per_video > 1 keeps the workers: a dialogue batch holds whole videos
+    (batch // clips per video of them; before, with batch 4 and 3 clips per video, a batch of 4 clips
+    straddled videos 1 and 2), the pieces are cut at multiples of that, and the pieces give the
+    dialogues and scores of one unbroken pass."""
+    from tvau.data import open_dataset
+    from tvau.evaluate.frames import select_split
+    from tvau.evaluate.model import dialogue_clips
+    from tvau.evaluate.run import model_scores, piece_scores, plan_pieces
+    from tvau.model.trained import load_trained
+
+    records = select_split(open_dataset(footage), "all")
+    assert all(len(dialogue_clips(r, params.clip, clips_per_video)) == clips_per_video for r in records)
+    ev = params.evaluate.model_copy(update={"batch": 4, "dialogue_clips_per_video": clips_per_video, "workers": 3})
+    p = params.model_copy(update={"evaluate": ev})
+    pieces = plan_pieces([len(records)], p)
+    per_batch = 4 // clips_per_video  # 2 videos (4 clips) or 1 video (3 clips) per dialogue batch
+    assert pieces == [(0, a, a + per_batch) for a in range(0, len(records), per_batch)]
+    out = [piece_scores(str(trained), str(footage), "all", a, b, p, None, "t") for _, a, b in pieces]
+    model = load_trained(trained, p)
+    asked: list[int] = []  # clips per opening-question batch of the whole pass
+    chat_batch = model.chat_batch
+
+    def counting(clips, questions, histories=None, **kw):
+        if histories is None:
+            asked.append(len(clips))
+        return chat_batch(clips, questions, histories, **kw)
+
+    model.chat_batch = counting
+    m_whole, _, d_whole, _ = model_scores(model, records, p, {}, False, "x")
+    assert asked == [per_batch * clips_per_video] * (len(records) // per_batch)
+    assert len(d_whole) == clips_per_video * len(records)
+    assert [vars(d) for _, _, ds in out for d in ds] == [vars(d) for d in d_whole]
+    for x, y in zip(m_whole, [v for m, _, _ in out for v in m]):
+        assert x.name == y.name and np.array_equal(x.scores, y.scores)

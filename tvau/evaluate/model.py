@@ -77,6 +77,11 @@ def dialogue_clips(record: VideoRecord, clip: ClipConfig, k: int) -> list[int]:
     return sorted(ranked[:k])
 
 
+def videos_per_dialogue_batch(batch: int, clips_per_video: int) -> int:
+    """Consecutive videos whose dialogue clips are answered in one batch: batch // clips per video."""
+    return max(1, max(1, batch) // max(1, clips_per_video))
+
+
 @dataclass
 class _Pending:
     """A dialogue clip waiting for its batch: its encoding (vision pass done once, for the heatmap)."""
@@ -92,9 +97,12 @@ class ModelScorer:
 
     Batching (the same numbers as one clip at a time: tests/evaluate/test_batched_eval.py):
     `batch` clips of a video share one vision call (TVAU.encode_batch), and the dialogue clips of
-    up to `batch` videos are answered together (TVAU.chat_batch: one prefill, one KV cache, each
-    answer cut at its own end token), turn by turn. Dialogues still pending when the last video is
-    scored are answered by flush(), which score_set calls; `dialogues` is in video order."""
+    `videos_per_dialogue_batch` consecutive videos (batch // dialogue_per_video, so up to `batch`
+    clips) are answered together (TVAU.chat_batch: one prefill, one KV cache, each answer cut at its
+    own end token), turn by turn. A dialogue batch never splits a video's clips, so a run over a
+    stretch of videos that starts at a multiple of it answers in the batches of one pass
+    (run.plan_pieces). Dialogues still pending when the last video is scored are answered by
+    flush(), which score_set calls; `dialogues` is in video order."""
 
     model: object  # TVAU
     clip: ClipConfig
@@ -107,11 +115,16 @@ class ModelScorer:
     batch: int = 8
     heatmap_stride: int = 0  # frames between heatmap clips; 0 = clip.num_frames, as evaluate.heatmap_stride
     _pending: list[_Pending] = field(default_factory=list, repr=False)
+    _pending_videos: int = field(default=0, repr=False)
+
+    @property
+    def videos_per_dialogue_batch(self) -> int:
+        return videos_per_dialogue_batch(self.batch, self.dialogue_per_video)
 
     def flush(self) -> list[DialogueResult]:
         """Answer every pending dialogue (first question for all; the follow-ups, in the training
         order, for the anomalous clips, each turn after its own previous answers)."""
-        pending, self._pending = self._pending, []
+        pending, self._pending, self._pending_videos = self._pending, [], 0
         m = self.max_new_tokens
         for i in range(0, len(pending), max(1, self.batch)):
             group = pending[i:i + max(1, self.batch)]
@@ -143,8 +156,6 @@ class ModelScorer:
         # the clip waits for its batch (on the 7B tower they are most of an encoding's memory).
         enc = dataclasses.replace(enc, vision=dataclasses.replace(enc.vision, taps=[]))
         self._pending.append(_Pending(DialogueResult(record.name, start, bool(labels.any()), ""), ref, enc))
-        if len(self._pending) >= max(1, self.batch):
-            self.flush()
 
     def __call__(self, record: VideoRecord) -> Iterator[np.ndarray]:
         want = set(dialogue_clips(record, self.clip, self.dialogue_per_video)) if self.dialogue_per_video else set()
@@ -178,6 +189,10 @@ class ModelScorer:
                         acc[t], cnt[t] = heat[j].astype(np.float32), 1
                 if c.start in want:
                     self._queue_dialogue(record, c.start, enc)
+        if want:  # this video's dialogue clips are all queued
+            self._pending_videos += 1
+            if self._pending_videos >= self.videos_per_dialogue_batch:
+                self.flush()
         while emitted < n:
             if emitted not in acc:
                 raise ValueError(f"{record.name}: frame {emitted} is covered by no clip")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from tvau.baseline import BaselineScorer
 from tvau.evaluate.frames import score_records_with_baseline, select_split
-from tvau.evaluate.model import ModelScorer, read_references
+from tvau.evaluate.model import ModelScorer, read_references, videos_per_dialogue_batch
 from tvau.evaluate.report import assemble, per_video_rows, plot_curves, plot_overlays, video_kinds
 
 
@@ -33,8 +33,9 @@ def piece_scores(model_ref: str, data: str, split: str, start: int, stop: int, p
                  desc: str) -> tuple[list, list, list]:
     """model_scores on videos [start, stop) of `split` of `data`, with its own copy of the model (a
     plain function: it runs in a spawned worker, see run_evaluation). The videos go through it in
-    the order and batches of one pass, so a piece that starts at a multiple of evaluate.batch videos
-    gives the same bits as that stretch of the whole (tests/evaluate/test_batched_eval.py)."""
+    the order and batches of one pass, so a piece that starts at a multiple of the videos of one
+    dialogue batch (plan_pieces) gives the same bits as that stretch of the whole
+    (tests/evaluate/test_batched_eval.py)."""
     import cv2
 
     from tvau.data import open_dataset
@@ -49,14 +50,14 @@ def piece_scores(model_ref: str, data: str, split: str, start: int, stop: int, p
 
 def plan_pieces(sizes: list[int], params) -> list[tuple[int, int, int]]:
     """(set index, start, stop) pieces covering sets of `sizes` videos, in order. With workers, each
-    set is cut into pieces of about total / (workers + 1) videos, rounded up to a multiple of
-    evaluate.batch (the dialogue batches stay those of one pass); the first piece is scored in this
-    process, the rest by the workers. One piece per set without workers, or when a video has several
-    dialogue clips (their batches then straddle videos)."""
+    set is cut into pieces of about total / (workers + 1) videos, rounded up to a multiple of the
+    videos whose dialogues are answered in one batch (evaluate.batch // dialogue_clips_per_video:
+    the dialogue batches stay those of one pass); the first piece is scored in this process, the
+    rest by the workers. One piece per set without workers."""
     ev = params.evaluate
-    b = max(1, ev.batch)
-    if ev.workers <= 0 or ev.dialogue_clips_per_video > 1:
+    if ev.workers <= 0:
         return [(i, 0, n) for i, n in enumerate(sizes) if n]
+    b = videos_per_dialogue_batch(ev.batch, ev.dialogue_clips_per_video)
     size = -(-sum(sizes) // (ev.workers + 1))
     size = max(b, -(-size // b) * b)
     return [(i, a, min(a + size, n)) for i, n in enumerate(sizes) for a in range(0, n, size)]
