@@ -116,6 +116,20 @@ def read_card(model_dir: str | Path) -> dict[str, Any]:
     return card
 
 
+def card_configs(model_dir: str | Path, card: dict[str, Any]):
+    """(ModelConfig, ClipConfig) of a card read by read_card, validated: a key added to either section
+    since the card was written reads as its default."""
+    from pydantic import ValidationError
+
+    from tvau.data.config import ClipConfig
+    from tvau.model.config import ModelConfig
+
+    try:
+        return ModelConfig.model_validate(card["model"]), ClipConfig.model_validate(card["clip"])
+    except ValidationError as exc:
+        raise TrainedModelError(f"{Path(model_dir) / MODEL_JSON}: invalid model or clip section ({exc})") from None
+
+
 def resolve(uri_or_path: str | Path) -> Path:
     """A local trained-model directory for a path or an MLflow `models:/` / `runs:/` URI."""
     s = str(uri_or_path)
@@ -134,20 +148,12 @@ def load_trained(uri_or_path: str | Path, params=None):
     The architecture, seed and backbone come from model.json; `params`, when given, may override
     only where the model runs (model.device, model.dtype, model.cache_dir, model.max_new_tokens) —
     never what the adapters were trained for."""
-    from pydantic import ValidationError
-
     from tvau.config import Params
-    from tvau.data.config import ClipConfig
-    from tvau.model.config import ModelConfig
     from tvau.model.tvau import TVAU
 
     model_dir = resolve(uri_or_path)
     card = read_card(model_dir)
-    try:
-        mcfg = ModelConfig.model_validate(card["model"])
-        clip = ClipConfig.model_validate(card["clip"])
-    except ValidationError as exc:
-        raise TrainedModelError(f"{model_dir / MODEL_JSON}: invalid model or clip section ({exc})") from None
+    mcfg, clip = card_configs(model_dir, card)
     if params is not None:
         runtime = {k: getattr(params.model, k) for k in ("device", "dtype", "cache_dir", "max_new_tokens")}
         mcfg = mcfg.model_copy(update=runtime)

@@ -392,8 +392,9 @@ def read_adapter_meta(path: str | Path) -> dict:
             meta = json.loads((f.metadata() or {}).get("tvau", "{}"))
     except Exception as exc:  # safetensors raises several types on corrupt files
         raise ValueError(f"{path}: not a readable safetensors adapter file ({exc})") from exc
-    if not isinstance(meta, dict) or meta.get("format") != ADAPTER_FORMAT:
-        raise ValueError(f"{path}: not a T-VAU adapter file (format {meta.get('format') if isinstance(meta, dict) else None!r})")
+    fmt = meta.get("format") if isinstance(meta, dict) else None
+    if fmt != ADAPTER_FORMAT:
+        raise ValueError(f"{path}: not a T-VAU adapter file (format {fmt!r})")
     return meta
 
 

@@ -178,20 +178,13 @@ def check_init(params, stage: str, init: Path | None) -> None:
         return
     if init is None:
         raise ValueError("stage 2 (rae) starts from a stage-1 model: pass init=<trained AHD dir>")
-    from pydantic import ValidationError
-
-    from tvau.data.config import ClipConfig
-    from tvau.model.config import ModelConfig
-    from tvau.model.trained import ADAPTERS, TrainedModelError, read_card
+    from tvau.model.trained import ADAPTERS, TrainedModelError, card_configs, read_card
     from tvau.model.tvau import ADAPTER_CONFIG_KEYS, read_adapter_meta
 
     card = read_card(init)
     model = params.model.model_dump(mode="json")
-    try:  # validated, so a key added since stage 1 was written counts at its default
-        same = (ModelConfig.model_validate(card["model"]).model_dump(mode="json") == model
-                and ClipConfig.model_validate(card["clip"]).model_dump(mode="json") == params.clip.model_dump(mode="json"))
-    except ValidationError as exc:
-        raise TrainedModelError(f"{init / 'model.json'}: invalid model or clip section ({exc})") from None
+    mcfg, clip = card_configs(init, card)  # validated: a key added since stage 1 counts at its default
+    same = mcfg.model_dump(mode="json") == model and clip.model_dump(mode="json") == params.clip.model_dump(mode="json")
     if not same:
         raise TrainingDataError(f"{init / 'model.json'}: trained with other model/clip parameters than "
                                 "params.yaml (rerun stage 1)")
