@@ -85,3 +85,39 @@ def test_timelines_table(stages):
         assert t.sentence.endswith(".")
     # the anomalous timelines are exactly those overlapping the anomaly mask
     assert tl.anomalous.sum() == stages["timeline_stats"]["anomalous_tracks"] > 0
+
+
+# What an AVX2-only x86-64 machine computes with: numpy without its AVX-512 kernels, OpenBLAS's
+# Haswell kernels. Where this machine has AVX-512, the two runs below take different code paths.
+AVX2_ONLY = {"NPY_DISABLE_CPU_FEATURES": "X86_V4 AVX512_ICL AVX512_SPR", "OPENBLAS_CORETYPE": "Haswell"}
+
+
+SUMMARISE_MANY = """
+import hashlib, numpy as np
+from tvau.construct.config import ConstructConfig
+from tvau.construct.motion import summarise
+rng, h = np.random.default_rng(0), hashlib.sha256()
+for _ in range(500):
+    n = int(rng.integers(4, 96))
+    pts = np.cumsum(rng.normal(0, 3, (n, 2)), axis=0) + rng.uniform(20, 200, 2)
+    m = summarise(np.arange(n), pts, 256, 256, 24.0, ConstructConfig())
+    h.update(repr((m["displacement"], m["path_length"], m["speed"], m["motion_state"])).encode())
+print(h.hexdigest())
+"""
+
+
+def test_motion_summaries_are_the_same_bits_on_avx2_and_avx512():
+    """The timelines stage's numbers do not depend on the CPU's vector instructions, so dvc.lock
+    reproduces on any x86-64 machine: 500 random tracks summarised natively and as an AVX2-only
+    machine would (a norm through BLAS differed in the last bit on about 6% of real tracks)."""
+    import os
+    import subprocess
+    import sys
+
+    digests = []
+    for extra in ({}, AVX2_ONLY):
+        env = {k: v for k, v in os.environ.items() if k not in AVX2_ONLY} | extra
+        res = subprocess.run([sys.executable, "-c", SUMMARISE_MANY], capture_output=True, text=True, env=env, check=False)
+        assert res.returncode == 0, res.stderr
+        digests.append(res.stdout.strip())
+    assert len(digests[0]) == 64 and digests[0] == digests[1]

@@ -8,6 +8,8 @@ otherwise add up to a walking-sized path length.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from tvau import vocab
@@ -92,9 +94,10 @@ def summarise(
     coarse = pts[idx]
     regs = [vocab.region_of(x, y, width, height) for x, y in np.asarray(centroids)]
     visited = regions_visited(regs)
-    steps = np.linalg.norm(np.diff(coarse, axis=0), axis=1) if len(coarse) > 1 else np.zeros(0)
-    path = float(steps.sum())
-    disp = float(np.linalg.norm(pts[-1] - pts[0])) if len(pts) > 1 else 0.0
+    # math.hypot and math.fsum give the same bits on every CPU; np.linalg.norm of one vector goes
+    # through BLAS, whose AVX2 and AVX-512 kernels round the last bit differently.
+    path = math.fsum(math.hypot(dx, dy) for dx, dy in np.diff(coarse, axis=0))
+    disp = math.hypot(*(pts[-1] - pts[0])) if len(pts) > 1 else 0.0
     seconds = (int(frames[-1]) - int(frames[0])) / fps if len(frames) > 1 else 0.0
     speed = path / max(width, height) / seconds if seconds > 0 else 0.0
     state = motion_state(speed, visited[0], visited[-1], cfg)
