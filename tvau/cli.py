@@ -54,9 +54,13 @@ def lineage_cmd(
                                  "scored_at, params_hash, code_version, outputs, model, input, training (the "
                                  "model's lineage, null for an unregistered model)."),
     params: Path = typer.Option(Path("params.yaml"), "--params", help="Parameters file (registry section)."),
+    verify: bool = typer.Option(False, "--verify", help="Also recompute every digest it reaches (each dataset "
+                                "file's md5, the footage, the model's artifacts) and name those that differ; "
+                                "exit 1 when any does."),
 ) -> None:
     """Trace a model back to its run, git commit, parameters, DVC datasets and footage (sha256); or a
-    scored video's outputs back to its input and the model version that scored it."""
+    scored video's outputs back to its input and the model version that scored it. Datasets are read
+    from the DVC cache, or from the working tree when they are committed to git (`cache: false`)."""
     import json
 
     from tvau.config import ParamsError, load_params
@@ -70,11 +74,14 @@ def lineage_cmd(
         raise typer.Exit(2) from None
     root = params.resolve().parent
     try:
-        info = lineage(uri, root, connect=lambda: configure(cfg, root))
+        info = lineage(uri, root, connect=lambda: configure(cfg, root), verify=verify)
     except LineageError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
     typer.echo(json.dumps(info, indent=1) if as_json else format_text(info))
+    checked = info.get("verify") or (info.get("training") or {}).get("verify") or {}
+    if checked.get("differ"):
+        raise typer.Exit(1)
 
 
 @app.command("demo")

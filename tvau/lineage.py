@@ -7,7 +7,11 @@
 The run's own copy of dvc.lock (artifact dvc/dvc.lock) says which stages are sources (no DVC-tracked
 dependency): their outputs are the raw footage. Each footage file is read from the DVC cache by its
 md5 (so the answer describes exactly the bytes trained on, whatever the workspace holds now) and
-hashed with sha256.
+hashed with sha256. A dataset whose bytes are not in the cache (an output committed to git with
+`cache: false`, such as the pretrained backbone) is found in the working tree when DVC's own hash of
+it equals the recorded one; each dataset says where its bytes were found. `verify=True` recomputes
+every digest it reaches: each file's md5 against DVC's record, and the model version's artifacts
+against the digest registered with it.
 
 A nightly scoring manifest on S3 (`s3://bucket/prefix/<video key>/manifest.json`, written by
 tvau.score.core) is traced one step further back from its outputs:
@@ -70,33 +74,106 @@ def _source_stages(lock: dict) -> set[str]:
     return src
 
 
-def _footage(root: Path, path: str, digest: str) -> list[dict[str, Any]]:
-    """Footage files of the DVC output `path` with hash `digest`, read from the DVC cache."""
+def _from_cache(repo, path: str, digest: str) -> list[tuple[str, Path, str]] | None:
+    """[(relpath, file, md5)] of DVC output `path` with hash `digest` in the DVC cache, or None when
+    the cache lacks its manifest or a file (a fresh clone before `dvc pull`, or `cache: false`)."""
+    to_path = repo.cache.local.oid_to_path
+    if digest.endswith(".dir"):  # a directory: DVC's manifest lists each file's md5
+        manifest = Path(to_path(digest))
+        if not manifest.is_file():
+            return None
+        files = [(f"{path}/{f['relpath']}", Path(to_path(f["md5"])), f["md5"]) for f in json.loads(manifest.read_text())]
+    else:
+        files = [(path, Path(to_path(digest)), digest)]
+    return files if all(f.is_file() for _, f, _ in files) else None
+
+
+def _from_workspace(repo, root: Path, path: str, digest: str) -> tuple[list[tuple[str, Path, str]] | None, str | None]:
+    """([(relpath, file, md5)] or None, the working tree's DVC hash): the files of `path` in the working
+    tree when DVC's own hash of them equals `digest` (an output committed to git, `cache: false`)."""
+    from dvc_data.hashfile.build import build
+
+    target = root / path
+    if not target.exists():
+        return None, None
+    _, _, obj = build(repo.cache.local, str(target), repo.fs, "md5", dry_run=True, ignore=repo.dvcignore)
+    got = obj.hash_info.value
+    if got != digest:
+        return None, got
+    if not target.is_dir():
+        return [(path, target, got)], got
+    return [(f"{path}/{'/'.join(key)}", target.joinpath(*key), hi.value) for key, _, hi in obj], got
+
+
+def _dataset_files(repo, root: Path, path: str, digest: str, commit: str | None) -> tuple[str, list[tuple[str, Path, str]]]:
+    """(where the bytes are: "dvc cache" | "working tree", [(relpath, file, md5)]) of one dataset."""
+    files = _from_cache(repo, path, digest)
+    if files is not None:
+        return "dvc cache", files
+    files, got = _from_workspace(repo, root, path, digest)
+    if files is not None:
+        return "working tree", files
+    now = f"the working tree holds {got}" if got else "the working tree has no such path"
+    raise LineageError(f"{path}: neither the DVC cache under {root} nor the working tree holds {digest} ({now}); "
+                       f"run `dvc pull`, or check out commit {commit or '(unknown)'}")
+
+
+def _md5(path: Path) -> str:
+    import hashlib
+
+    h = hashlib.md5()  # DVC addresses content by md5; not a security use
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _resolve_datasets(root: Path, datasets: list[dict], sources: set[str], commit: str | None,
+                      verify: bool) -> tuple[list[dict], list[dict]]:
+    """Find every dataset's bytes (recording where) and list the footage of the source datasets with
+    sha256. `verify`: recompute each file's md5 against the hash DVC recorded for it."""
     from dvc.repo import Repo
 
     from tvau.storage import sha256_file
 
+    footage, differ = [], []
     with Repo(str(root)) as repo:
-        to_path = repo.cache.local.oid_to_path
-        if digest.endswith(".dir"):  # a directory: DVC's manifest lists each file's md5
-            manifest = Path(to_path(digest))
-            if not manifest.is_file():
-                raise LineageError(f"{path}: the DVC cache under {root} has no manifest {digest} (run `dvc pull`)")
-            paths = [(f"{path}/{f['relpath']}", to_path(f["md5"])) for f in json.loads(manifest.read_text())
-                     if Path(f["relpath"]).suffix.lower() in FOOTAGE_SUFFIXES]
-        else:
-            paths = [(path, to_path(digest))]
-    out = []
-    for rel, cached in paths:
-        if not Path(cached).is_file():
-            raise LineageError(f"{rel}: not in the DVC cache under {root} (run `dvc pull`)")
-        out.append({"path": rel, "sha256": sha256_file(cached)})
-    return sorted(out, key=lambda f: f["path"])
+        for d in datasets:
+            d["found"], files = _dataset_files(repo, root, d["path"], d["digest"], commit)
+            d["files"] = len(files)
+            if verify:
+                differ += [{"path": rel, "expected_md5": md5, "md5": got} for rel, f, md5 in files
+                           if (got := _md5(f)) != md5]
+            if d["stage"] in sources:
+                footage += [{"path": rel, "sha256": sha256_file(f)} for rel, f, _ in files
+                            if Path(rel).suffix.lower() in FOOTAGE_SUFFIXES]
+    return sorted(footage, key=lambda f: f["path"]), differ
 
 
-def model_lineage(uri: str, root: str | Path = ".", connect: Callable[[], Any] | None = None) -> dict[str, Any]:
+def _verify_model(uri: str, version) -> list[dict]:
+    """Download the version's artifacts and recompute their digest against the one registered with it
+    (tag tvau.adapters_digest; a version registered without one differs from nothing, and says so)."""
+    import tempfile
+
+    from tvau.model.trained import model_digest
+    from tvau.registry.resolve import download_model
+
+    want = (version.tags or {}).get("tvau.adapters_digest")
+    with tempfile.TemporaryDirectory(prefix="tvau-verify-") as tmp:
+        try:
+            got = model_digest(download_model(uri, tmp))
+        except ValueError as exc:
+            return [{"path": uri, "expected": want, "got": f"cannot download: {exc}"}]
+    if want is None:
+        return [{"path": f"{uri} (adapters and model.json)", "expected": "no digest registered", "got": got}]
+    return [] if got == want else [{"path": f"{uri} (adapters and model.json)", "expected": want, "got": got}]
+
+
+def model_lineage(uri: str, root: str | Path = ".", connect: Callable[[], Any] | None = None,
+                  verify: bool = False) -> dict[str, Any]:
     """The lineage of a registered model (models:/NAME@ALIAS or models:/NAME/VERSION). `connect`
-    points MLflow at the store first (None: the caller already did)."""
+    points MLflow at the store first (None: the caller already did). `verify` recomputes every digest
+    it can reach (dataset files, footage, the model's artifacts) and lists those that differ."""
     from mlflow.exceptions import MlflowException
 
     from tvau.registry.tracking import GIT_COMMIT_TAG, client
@@ -121,20 +198,22 @@ def model_lineage(uri: str, root: str | Path = ".", connect: Callable[[], Any] |
         lock = yaml.safe_load(lock_file.read_text()) or {}
     except (MlflowException, OSError):
         raise LineageError(f"{uri}: run {run.info.run_id} has no dvc/dvc.lock artifact") from None
-    sources = _source_stages(lock)
-    footage = []
-    for d in datasets:
-        if d["stage"] in sources:
-            footage += _footage(root, d["path"], d["digest"])
-    return {
+    commit = run.data.tags.get(GIT_COMMIT_TAG)
+    footage, differ = _resolve_datasets(root, datasets, _source_stages(lock), commit, verify)
+    info = {
         "model": mv.name, "version": str(mv.version), "aliases": sorted(mv.aliases or []), "uri": uri,
-        "run_id": run.info.run_id, "git_commit": run.data.tags.get(GIT_COMMIT_TAG),
+        "run_id": run.info.run_id, "git_commit": commit,
         "params": dict(sorted(run.data.params.items())), "metrics": dict(sorted(run.data.metrics.items())),
         "datasets": datasets, "footage": footage,
     }
+    if verify:
+        info["verify"] = {"differ": differ + _verify_model(uri, mv),
+                          "checked": sum(d["files"] for d in datasets) + 1}
+    return info
 
 
-def manifest_lineage(uri: str, root: str | Path = ".", connect: Callable[[], Any] | None = None) -> dict[str, Any]:
+def manifest_lineage(uri: str, root: str | Path = ".", connect: Callable[[], Any] | None = None,
+                     verify: bool = False) -> dict[str, Any]:
     """The lineage of a scored video: its manifest's outputs and input, and the model version's
     training lineage (model_lineage) when it was scored with a registered version. The registry is
     only reached (`connect`) once the manifest has been read."""
@@ -164,7 +243,7 @@ def manifest_lineage(uri: str, root: str | Path = ".", connect: Callable[[], Any
     if model.get("name") and model.get("version"):
         version_uri = f"models:/{model['name']}/{model['version']}"
         try:
-            training = model_lineage(version_uri, root, connect)
+            training = model_lineage(version_uri, root, connect, verify)
         except LineageError as exc:
             raise LineageError(f"{uri}: {exc}") from None
         if model.get("run_id") and training["run_id"] != model["run_id"]:
@@ -184,24 +263,31 @@ def manifest_lineage(uri: str, root: str | Path = ".", connect: Callable[[], Any
 
 
 # URI scheme -> resolver.
-SCHEMES: dict[str, Callable[[str, Path, Callable[[], Any] | None], dict[str, Any]]] = {"models:/": model_lineage,
-                                                             "s3://": manifest_lineage}
+SCHEMES: dict[str, Callable[..., dict[str, Any]]] = {"models:/": model_lineage, "s3://": manifest_lineage}
 
 
-def lineage(uri: str, root: str | Path = ".", connect: Callable[[], Any] | None = None) -> dict[str, Any]:
-    """Trace `uri`; `connect()` points MLflow at the store when the chain reaches the registry."""
+def lineage(uri: str, root: str | Path = ".", connect: Callable[[], Any] | None = None,
+            verify: bool = False) -> dict[str, Any]:
+    """Trace `uri`; `connect()` points MLflow at the store when the chain reaches the registry;
+    `verify` recomputes the digests it reaches (info["verify"]["differ"] lists those that differ)."""
     for prefix, resolver in SCHEMES.items():
         if uri.startswith(prefix):
-            return resolver(uri, Path(root), connect)
+            return resolver(uri, Path(root), connect, verify)
     raise LineageError(f"{uri}: cannot trace this kind of URI (known: {', '.join(SCHEMES)})")
 
 
 def _format_model(info: dict[str, Any]) -> list[str]:
     lines = [f"model     {info['model']} version {info['version']} ({', '.join(info['aliases']) or 'no alias'})",
              f"run       {info['run_id']}", f"commit    {info['git_commit']}", "datasets (DVC hash):"]
-    lines += [f"  {d['digest']}  {d['path']}  [{d['stage']}]" for d in info["datasets"]]
+    lines += [f"  {d['digest']}  {d['path']}  [{d['stage']}; {d['files']} files in the {d['found']}]"
+              for d in info["datasets"]]
     lines.append(f"footage ({len(info['footage'])} files, sha256):")
     lines += [f"  {f['sha256']}  {f['path']}" for f in info["footage"]]
+    if "verify" in info:
+        v = info["verify"]
+        lines.append(f"verify    {v['checked']} digests recomputed, {len(v['differ'])} differ")
+        lines += [f"  DIFFERS {d['path']}: recorded {d.get('expected_md5', d.get('expected'))}, "
+                  f"now {d.get('md5', d.get('got'))}" for d in v["differ"]]
     return lines
 
 

@@ -56,6 +56,9 @@ def dvc_repo(tmp_path):
     (root / "make_footage.py").write_text(FOOTAGE)
     (root / "params.yaml").write_text("seed: 3\n")
     (root / "dvc.yaml").write_text(yaml.safe_dump({"stages": {
+        # a committed output (cache: false), as data/backbone: a fresh clone has no DVC manifest of it
+        "pretrain": {"cmd": "mkdir -p data/backbone && echo weights > data/backbone/model.bin",
+                     "outs": [{"data/backbone": {"cache": False}}]},
         "synthesise": {"cmd": "python make_footage.py data/synth", "deps": ["make_footage.py"],
                        "params": ["seed"], "outs": ["data/synth"]},
         "index": {"cmd": "find data/synth -type f | sort > data/index.txt", "deps": ["data/synth"],
@@ -109,6 +112,51 @@ def test_lineage_resolves_to_dvc_lock_and_footage(store, model_dir, dvc_repo, tm
         lineage("ftp://bucket/manifest.json", dvc_repo)
 
 
+def test_lineage_on_a_fresh_clone_and_verify(store, model_dir, dvc_repo, tmp_path):
+    """A fresh clone has an empty DVC cache: after `dvc repro` (what `make demo` runs) every dataset
+    resolves, the committed one from the working tree; --verify recomputes the digests and names a
+    corrupted cache file; a committed output edited by hand is refused naming it."""
+    from tvau.cli import app
+
+    run = PipelineRun.start(store, dvc_repo, name="fresh")
+    run.log_dvc(dvc_repo)
+    gates = check_gates(_helpers.eval_report(), load_policy(REPO / "registry" / "policy.yaml"))
+    mv = models.register_candidate(log_pyfunc(model_dir, run.run_id), gates, {"micro_auc": 0.97}, "tvau")
+    run.finish()
+    clone = tmp_path / "clone"
+    _sh(["git", "clone", "-q", str(dvc_repo), str(clone)], tmp_path)
+    env = dict(os.environ, PATH=str(Path(sys.executable).parent) + os.pathsep + os.environ["PATH"],
+               PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
+    _sh([sys.executable, "-m", "dvc", "repro", "-q"], clone, env)
+    info = lineage(f"models:/tvau/{mv.version}", clone, verify=True)
+    found = {d["path"]: d["found"] for d in info["datasets"]}
+    assert found == {"data/backbone": "working tree", "data/synth": "dvc cache", "data/index.txt": "dvc cache"}
+    assert len(info["footage"]) == 2 and info["verify"]["checked"] == sum(d["files"] for d in info["datasets"]) + 1
+    # registered without the pipeline's identity tags: the artifacts cannot be vouched for, and it says so
+    assert [d["expected"] for d in info["verify"]["differ"]] == ["no digest registered"]
+    # a cache file whose bytes no longer match its md5 is named
+    video = next(d for d in json.loads(Path(_cache_manifest(clone, info, "data/synth")).read_text())
+                 if d["relpath"].endswith(".mp4"))
+    cached = clone / ".dvc" / "cache" / "files" / "md5" / video["md5"][:2] / video["md5"][2:]
+    cached.chmod(0o644)
+    cached.write_bytes(cached.read_bytes() + b"x")
+    differ = lineage(f"models:/tvau/{mv.version}", clone, verify=True)["verify"]["differ"]
+    assert [d["path"] for d in differ if "md5" in d] == [f"data/synth/{video['relpath']}"]
+    params = clone / "params.yaml"
+    params.write_text(f"seed: 3\nregistry:\n  store_dir: {tmp_path / 'mlflow'}\n")
+    r = CliRunner().invoke(app, ["lineage", f"models:/tvau/{mv.version}", "--verify", "--params", str(params)])
+    assert r.exit_code == 1 and f"DIFFERS data/synth/{video['relpath']}" in r.stdout, r.output
+    # an edited committed output: neither the cache nor the working tree holds the recorded bytes
+    (clone / "data" / "backbone" / "model.bin").write_text("other weights\n")
+    with pytest.raises(LineageError, match=r"data/backbone: neither the DVC cache .* nor the working tree"):
+        lineage(f"models:/tvau/{mv.version}", clone)
+
+
+def _cache_manifest(root: Path, info: dict, path: str) -> Path:
+    digest = next(d["digest"] for d in info["datasets"] if d["path"] == path)
+    return root / ".dvc" / "cache" / "files" / "md5" / digest[:2] / digest[2:]
+
+
 MANIFEST_KEYS = {"manifest", "format", "scored_at", "params_hash", "code_version", "outputs", "model", "input",
                  "training"}
 MODEL_KEYS = {"model", "version", "aliases", "uri", "run_id", "git_commit", "params", "metrics", "datasets",
@@ -131,7 +179,12 @@ def test_lineage_of_a_scoring_manifest_on_s3(store, model_dir, dvc_repo, tmp_pat
     run = PipelineRun.start(store, dvc_repo, name="scored")
     run.log_dvc(dvc_repo)
     gates = check_gates(_helpers.eval_report(), load_policy(REPO / "registry" / "policy.yaml"))
-    mv = models.register_candidate(log_pyfunc(model_dir, run.run_id), gates, {"micro_auc": 0.97}, "tvau")
+    from tvau.evaluate.calibration import fit
+
+    calibration = fit([0.5] * 20 + [1.0] * 20, [False] * 20 + [True] * 20, 0.05, 4 / 24,
+                      {"fps": 24.0, "clip_frames": 8, "stride": 8}, 50, 0, 0.95, "validation")
+    mv = models.register_candidate(log_pyfunc(model_dir, run.run_id, calibration=calibration), gates,
+                                   {"micro_auc": 0.97}, "tvau")
     models.promote("tvau", mv.version, why="scoring lineage test")
     run.finish()
 
