@@ -9,14 +9,21 @@ import yaml
 from pydantic import BaseModel
 
 from tvau.config import Params, ParamsError, load_params
+from tvau.model.config import PROFILES, ModelConfig
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+# Keys a backbone profile supplies (tvau.model.config.PROFILES): params.yaml names the profile instead.
+PROFILE_KEYS = {f"model.{k}" for values in PROFILES.values() for k in values}
 
 
 def _unlisted(model_cls: type[BaseModel], node: dict, prefix: str = "") -> list[str]:
     """Dotted names of fields (nested sections included) that the file does not spell out."""
     missing = []
     for name, field in model_cls.model_fields.items():
+        if prefix + name in PROFILE_KEYS:
+            continue
         if name not in node:
             missing.append(prefix + name)
         elif isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel):
@@ -51,6 +58,43 @@ def test_wrong_type_is_named(tmp_path):
     bad.write_text("clip:\n  num_frames: many\n")
     with pytest.raises(ParamsError, match=r"clip\.num_frames"):
         load_params(bad)
+
+
+def _differences(code: dict, file: dict, prefix: str = "") -> list[str]:
+    out = []
+    for key in sorted(set(code) | set(file)):
+        a, b = code.get(key), file.get(key)
+        if isinstance(a, dict) and isinstance(b, dict) and a and b:
+            out += _differences(a, b, f"{prefix}{key}.")
+        elif a != b:
+            out.append(f"{prefix}{key}: code {a!r}, params.yaml {b!r}")
+    return out
+
+
+def test_code_defaults_equal_params_yaml(monkeypatch):
+    # One source of defaults: a section built without params.yaml must not run another pipeline.
+    monkeypatch.chdir(REPO)  # the profile of data/backbone is read from the backbone directory
+    assert _differences(Params().model_dump(mode="json"), load_params(REPO / "params.yaml").model_dump(mode="json")) == []
+    # The comparison sees a drifted default.
+    drifted = Params().model_copy(update={"seed": 1}).model_dump(mode="json")
+    assert _differences(drifted, load_params(REPO / "params.yaml").model_dump(mode="json")) == ["seed: code 1, params.yaml 0"]
+
+
+def test_backbone_profiles_pin_the_module_sizes():
+    # The paper's 7B and the embedded default each take their sizes from their own profile.
+    seven_b = ModelConfig(backbone="Qwen/Qwen2.5-VL-7B-Instruct")
+    assert (seven_b.ahd_hidden, seven_b.rae_input) == (1024, "probs")
+    embedded = ModelConfig(backbone="embedded:tiny")
+    assert (embedded.ahd_hidden, embedded.rae_input) == (256, "probs_level")
+    assert ModelConfig(backbone="embedded:tiny", profile="qwen2.5-vl-7b").ahd_hidden == 1024
+    assert ModelConfig(backbone="embedded:tiny", ahd_hidden=64).ahd_hidden == 64  # an explicit key wins
+    assert ModelConfig(backbone=str(REPO / "data" / "backbone")).profile_values() == PROFILES["embedded"]
+
+
+def test_missing_file_is_an_error_even_at_the_default_path(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ParamsError, match="params.yaml: no such parameters file"):
+        load_params()
 
 
 def test_missing_explicit_file_and_bad_yaml(tmp_path):

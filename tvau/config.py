@@ -71,13 +71,12 @@ def _describe(err: ValidationError, path: Path) -> str:
 
 
 def load_params(path: str | Path = DEFAULT_PARAMS) -> Params:
-    """Read and validate a params file. A missing file gives the defaults only if it is the
-    default path; an explicitly named missing file is an error."""
+    """Read and validate a params file. A missing file is an error, never a silent fall back to the
+    code's defaults (those equal params.yaml's values, tests/test_config.py checks it, but a run
+    should say which file it read)."""
     path = Path(path)
-    if not path.exists():
-        if path == DEFAULT_PARAMS:
-            return Params()
-        raise ParamsError(f"{path}: no such parameters file")
+    if not path.is_file():
+        raise ParamsError(f"{path}: no such parameters file (run from the project root, or pass --params)")
     raw = read_yaml_mapping(path, ParamsError)
     try:
         return Params.model_validate(raw)

@@ -90,7 +90,7 @@ def test_tiny_backbone_end_to_end_retries_then_falls_back_or_fails():
     from tvau.model.backbone import load_backbone
     from tvau.model.config import ModelConfig
 
-    backbone = load_backbone(ModelConfig())
+    backbone = load_backbone(ModelConfig(backbone="embedded:tiny"))  # random weights
     cfg = ConstructConfig(lvlm_max_retries=1, lvlm_frame_stride=1, lvlm_max_new_tokens=12)
     ann = LVLMAnnotator(cfg, backbone)
     objs = ann.annotate(_frame(56, 56))

@@ -14,7 +14,7 @@ def tiny_cfg(tmp_path_factory) -> ModelConfig:
 
     cache = tmp_path_factory.mktemp("models")
     ensure_tiny(cache, 0)
-    return ModelConfig(cache_dir=str(cache))
+    return ModelConfig(backbone="embedded:tiny", cache_dir=str(cache))
 
 
 @pytest.fixture(scope="session")

@@ -12,7 +12,7 @@ import yaml
 from typer.testing import CliRunner
 
 from tvau.cli import app
-from tvau.model.config import ModelConfig
+from tvau.model.config import PROFILES, ModelConfig
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -76,7 +76,7 @@ def test_info_json_on_a_fresh_cache_prints_only_json(tmp_path):
     whose logger writes a warning to stdout: it must not land before the JSON. A real process, so
     the file descriptors are the real ones."""
     params = tmp_path / "params.yaml"
-    params.write_text(yaml.safe_dump({"model": {"cache_dir": str(tmp_path / "models")}}))
+    params.write_text(yaml.safe_dump({"model": {"backbone": "embedded:tiny", "cache_dir": str(tmp_path / "models")}}))
     res = subprocess.run([sys.executable, "-m", "tvau.cli", "model", "info", "--json", "--params", str(params)],
                          capture_output=True, text=True, check=False, cwd=tmp_path)
     assert res.returncode == 0, res.stderr
@@ -84,16 +84,16 @@ def test_info_json_on_a_fresh_cache_prints_only_json(tmp_path):
     assert d["arch"] == "embedded:tiny" and (tmp_path / "models").exists()
 
 
-def test_params_yaml_mirrors_model_config():
+def test_params_yaml_names_every_model_key_but_the_profiles():
     section = yaml.safe_load((ROOT / "params.yaml").read_text())["model"]
-    assert set(section) == set(ModelConfig.model_fields)
-    cfg = ModelConfig.model_validate(section)
-    # params.yaml holds the documented defaults, except the backbone: the project's pipeline freezes
-    # the pretrained one (DVC stage pretrain_backbone), the code's default stays the random tiny one
-    # that tests build in a second.
-    # AHD's hidden width is scaled to the embedded tower, and RAE also sees the heatmap's level (ours;
-    # params.yaml says why); the rest is default, the paper's where it published one.
-    assert cfg.backbone == "data/backbone" and ModelConfig().backbone == "embedded:tiny"
-    assert cfg.ahd_hidden == 256 and ModelConfig().ahd_hidden == 1024
-    assert cfg.rae_input == "probs_level" and ModelConfig().rae_input == "probs"
-    assert cfg.model_copy(update={"backbone": "embedded:tiny", "ahd_hidden": 1024, "rae_input": "probs"}) == ModelConfig()
+    assert set(section) == set(ModelConfig.model_fields) - set(PROFILES["embedded"])
+
+
+def test_info_counts_the_7b_with_its_own_profile():
+    # The embedded default's sizes (params.yaml) never leak into the paper's 7B: 24,926,725 is AHD's
+    # count with the 7B profile's 1024-wide MLPs and five taps (tvau/model/info.py derives it).
+    res = subprocess.run([sys.executable, "-m", "tvau.cli", "model", "info", "--arch", "qwen2.5-vl-7b", "--json",
+                          "--params", str(ROOT / "params.yaml")], capture_output=True, text=True, check=False, cwd=ROOT)
+    assert res.returncode == 0, res.stderr
+    d = json.loads(res.stdout)
+    assert (d["ahd"], d["rae"], d["lora"]) == (24_926_725, 7_637_744, 5_046_272)

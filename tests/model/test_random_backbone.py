@@ -63,7 +63,7 @@ def test_7b_architecture_on_meta_with_the_tiny_tokenizer():
     from tvau.model.info import parameter_counts
     from tvau.model.lora import lora_parameters
 
-    cfg = ModelConfig()
+    cfg = ModelConfig(backbone="Qwen/Qwen2.5-VL-7B-Instruct")  # the 7B profile: the paper's module sizes
     bb = random_backbone("qwen2.5-vl-7b", cfg, device="meta", dtype="bfloat16")
     hf = bb.model.config
     assert (bb.vision_width, bb.text_width, hf.text_config.num_hidden_layers) == (1280, 3584, 28)
@@ -88,7 +88,7 @@ def test_7b_preprocessor_keeps_the_paper_frames():
 
 
 def test_bad_requests_are_refused(tmp_path):
-    cfg = ModelConfig()
+    cfg = ModelConfig(backbone="embedded:tiny")
     with pytest.raises(ValueError, match="unknown architecture"):
         random_backbone("qwen2.5-vl-72b", cfg, device="meta")
     with pytest.raises(ValueError, match="dtype"):

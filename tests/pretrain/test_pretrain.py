@@ -26,7 +26,8 @@ from tvau.pretrain.world import (
 
 # Small enough for seconds on 2 cores: 2 optimiser steps on 56x56 clips of a 128-px world.
 TINY = PretrainConfig(size=128, steps=2, clip_frames=4, holdout_videos=1, warmup=1, threads=1, pool_videos=2, batch=2,
-                       vision_width=32, vision_heads=2)  # the embedded tiny tower's width
+                       vision_width=32, vision_heads=2,  # the embedded tiny tower's width
+                       fresh_videos=0, lm_videos=200, lm_holdout_videos=24, lm_steps=0)
 CLIP = 56
 
 
@@ -98,7 +99,7 @@ def test_pretrained_dir_loads_like_a_hub_checkpoint_and_is_deterministic(pretrai
     assert not any("second" in k or "time" in k for k in metrics)  # DVC metrics stay byte-stable
     bb = load_backbone(ModelConfig(backbone=str(out)))
     ensure_tiny(tmp_path / "models", 0)
-    ref = load_backbone(ModelConfig(cache_dir=str(tmp_path / "models")))  # embedded:tiny, the starting point
+    ref = load_backbone(ModelConfig(backbone="embedded:tiny", cache_dir=str(tmp_path / "models")))  # the starting point
     vis = "model.visual.blocks.0.attn.qkv.weight"
     lm = "model.language_model.layers.0.mlp.up_proj.weight"
     assert not torch.equal(bb.model.get_parameter(vis), ref.model.get_parameter(vis))  # the tower trained

@@ -18,16 +18,20 @@ CLIP = {"num_frames": 8, "stride": 8, "height": 56, "width": 56}  # grid T'=4, 4
 
 
 def tiny_params(cache_dir: str, footage: Path, **train) -> Params:
+    """The code defaults are params.yaml's; these tests pin a small, single-process run of the paper's
+    curriculum (no yes/no phase, no calibration), one dialogue clip per video and unsmoothed scores."""
     raw = {
         "seed": 0,
-        "model": {"cache_dir": cache_dir, "ahd_hidden": 64, "rae_hidden": 64, "rae_channels": [8, 8, 8],
-                  "max_new_tokens": 8},
-        "clip": CLIP,
-        "train": {"grad_accum": 2, "checkpoint_every": 2, "log_every": 1, "footage": str(footage),
+        "model": {"backbone": "embedded:tiny", "cache_dir": cache_dir, "ahd_hidden": 64, "rae_hidden": 64,
+                  "rae_channels": [8, 8, 8], "max_new_tokens": 8},
+        "clip": {**CLIP, "mask_pooling": "nearest"},
+        "train": {"grad_accum": 2, "checkpoint_every": 2, "log_every": 1, "footage": str(footage), "ranks": 1,
+                  "rae_epochs_q": 0, "rae_balance_b": False, "rae_calibrate_decision": False,
                   "ahd": {"lr": 0.01, "epochs": 1, "max_steps": 4},
                   "rae": {"lr": 0.01, "epochs": 1, "max_steps": 4}, "rae_epochs_b": 1, **train},
-        "evaluate": {"bootstrap": 50, "max_new_tokens": 8, "overlays": 1},
-        "metrics": {"min_region_area": 4},
+        "evaluate": {"bootstrap": 50, "max_new_tokens": 8, "overlays": 1, "dialogue_clips_per_video": 1,
+                     "holdout_videos": 40},
+        "metrics": {"min_region_area": 4, "temporal_sigma": 0.0, "regions": "components"},
     }
     return Params.model_validate(raw)
 

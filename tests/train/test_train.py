@@ -255,7 +255,7 @@ def test_trained_directory_round_trip_and_errors(params, tmp_path):
 def test_stage2_checks_its_stage1_model_against_params_before_training(params, trained, tmp_path):
     """Stage 2 refuses a stage-1 directory whose model.json or whose adapters' own header was made for
     other model parameters (each error names the file), and accepts a model.json written before a model
-    key was added, when params keep that key's default."""
+    key was added, when params keep the value its backbone's profile gives."""
     import shutil
 
     from tvau.model.tvau import read_adapter_meta
@@ -264,23 +264,23 @@ def test_stage2_checks_its_stage1_model_against_params_before_training(params, t
 
     ahd = trained.parent / "ahd"
     check_init(params, "rae", ahd)
-    assert params.model.rae_input == "probs"  # the default, so a card without the key reads as it
-    other = params.model_copy(update={"model": params.model.model_copy(update={"rae_input": "probs_level"})})
+    assert params.model.rae_input == "probs_level"  # the embedded profile's, so a card without the key reads as it
+    other = params.model_copy(update={"model": params.model.model_copy(update={"rae_input": "probs"})})
     with pytest.raises(TrainingDataError, match="model.json"):
         check_init(other, "rae", ahd)
     # model.json edited to the new parameters, the weights still those of the old ones
     edited = tmp_path / "edited"
     shutil.copytree(ahd, edited)
     card = json.loads((edited / "model.json").read_text())
-    card["model"]["rae_input"] = "probs_level"
+    card["model"]["rae_input"] = "probs"
     (edited / "model.json").write_text(json.dumps(card))
-    assert read_adapter_meta(edited / "adapters.safetensors")["rae_input"] == "probs"
+    assert read_adapter_meta(edited / "adapters.safetensors")["rae_input"] == "probs_level"
     with pytest.raises(TrainedModelError, match=r"adapters\.safetensors: made for other model parameters.*rae_input"):
         check_init(other, "rae", edited)
     (edited / "adapters.safetensors").write_bytes(b"not safetensors")
     with pytest.raises(TrainedModelError, match=r"adapters\.safetensors: not a readable"):
         check_init(other, "rae", edited)
-    # a card from before a key existed (rae_input came in session 10) reads as the key's default
+    # a card without a backbone-specific key reads as its backbone's profile value
     older = tmp_path / "older"
     shutil.copytree(ahd, older)
     card = json.loads((older / "model.json").read_text())

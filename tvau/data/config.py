@@ -16,8 +16,8 @@ MaskPooling = Literal["nearest", "any"]
 class ClipConfig(Section):
     num_frames: int = Field(24, ge=1)  # frames per clip (paper: 24)
     stride: int = Field(12, ge=1)  # frames between clip starts (paper: 12)
-    height: int = Field(112, ge=1)  # model input height, a multiple of 28 (paper: 476)
-    width: int = Field(112, ge=1)  # model input width, a multiple of 28 (paper: 868)
+    height: int = Field(224, ge=1)  # model input height, a multiple of 28 (paper: 476)
+    width: int = Field(224, ge=1)  # model input width, a multiple of 28 (paper: 868)
     # Add a last clip ending at the final frame when the stride grid stops short of it, so every
     # frame is scored (ours; the paper does not say how it covers a video's tail).
     cover_tail: bool = True
@@ -29,4 +29,4 @@ class ClipConfig(Section):
     # 256-px frames) "nearest" left 82% of an abandoned bag's anomalous frame pairs, 58% of a thrown
     # ball's and 24% of a fallen person's with no anomalous patch at all, so AHD was taught that
     # those objects are normal (note on issue 12, session 9).
-    mask_pooling: MaskPooling = "nearest"
+    mask_pooling: MaskPooling = "any"

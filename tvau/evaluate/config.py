@@ -20,13 +20,13 @@ class EvaluateConfig(Section):
     bootstrap_seed: int = 0  # the resampling is seeded so metrics files are reproducible
     # Dialogue metrics: clips per video that get the multi-turn dialogue (greedy decoding is the
     # slow part on CPU). Chosen deterministically: the clips with most anomalous frames first.
-    dialogue_clips_per_video: int = Field(1, ge=0)
+    dialogue_clips_per_video: int = Field(3, ge=0)
     max_new_tokens: int = Field(48, ge=1)  # answer length cap per dialogue turn
     overlays: int = Field(3, ge=0)  # best and worst videos shown as heatmap overlays (each)
     # The never-seen holdout set: synthesised by DVC stage `synthesise_holdout` with this seed
     # (must differ from params.seed) and these many videos, all of them evaluated.
     holdout_seed: int = 1001
-    holdout_videos: int = Field(40, ge=2)
+    holdout_videos: int = Field(150, ge=2)
     # How overlapping clips' heatmaps combine on a frame covered by several clips.
     overlap: Literal["mean", "max"] = "mean"
     threads: int = Field(1, ge=0)  # torch CPU threads (0 = torch default); see train.threads

@@ -34,13 +34,13 @@ class MetricsConfig(Section):
     # Heatmap -> frame score. Not published (METHOD.md 9); "max" over pixels is the obvious default.
     frame_score: Literal["max", "mean"] = "max"
     # Gaussian smoothing of frame scores over time (frames, 0 = off). Not published; off by default.
-    temporal_sigma: float = Field(0.0, ge=0)
+    temporal_sigma: float = Field(4.0, ge=0)
     # Heatmap -> region detections for RBDC/TBDC (METHOD.md 9: not published, results depend on it).
     # "components": connected components of the heatmap at each level; "boxes": the dataset's
     # object boxes (an oracle detector) scored by the heatmap maximum inside; "motion": the boxes of
     # a non-learned motion detector (the baseline's own components, same levels) scored by the
     # heatmap maximum inside, so model and baseline are judged on the same candidate regions.
-    regions: Literal["components", "boxes", "motion"] = "components"
+    regions: Literal["components", "boxes", "motion"] = "motion"
     component_levels: tuple[float, ...] = (0.3, 0.5, 0.7, 0.9)  # thresholds for "components" (ours)
     min_region_area: int = Field(16, ge=1)  # drop components/boxes smaller than this (pixels; ours)
     max_regions_per_frame: int = Field(20, ge=1)  # keep the highest-scoring ones per frame (ours)

@@ -6,18 +6,46 @@ choice; the comment on each field says which.
 
 from __future__ import annotations
 
-from typing import Literal
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import model_validator
 
 from tvau.configbase import Section
 
 # RAE's input per step (ModelConfig.rae_input; tvau.model.rae.RAE.motion computes each).
 RaeInput = Literal["probs", "logits", "probs_level"]
 
+# Backbone profiles: the values that depend on which backbone is used, one named set each, so that
+# choosing the backbone chooses them (ModelConfig.profile). A key set in params.yaml overrides its profile.
+PROFILES: dict[str, dict[str, Any]] = {
+    # The paper's Qwen2.5-VL-7B: AHD's per-tap MLP 1280 -> 1024 -> 3584 (24,926,725 parameters with
+    # five taps, the paper's "about 25 M"), and the paper's motion cue.
+    "qwen2.5-vl-7b": {"ahd_hidden": 1024, "rae_input": "probs"},
+    # The embedded tiny Qwen2.5-VL (64-wide tower, docs/decisions.md): an MLP 4x the tower's width keeps
+    # stage 1 within the main job's time on 2 cores, and RAE sees the heatmap's level beside its change,
+    # since the tiny language model cannot see an anomaly that stays put by itself.
+    "embedded": {"ahd_hidden": 256, "rae_input": "probs_level"},
+}
+ProfileName = Literal["auto", "qwen2.5-vl-7b", "embedded"]
+# A backbone directory made by `tvau pretrain-backbone` carries this file: the embedded architecture.
+EMBEDDED_MARKER = "tvau_pretrain.json"
+
+
+def profile_for(backbone: str) -> str:
+    """The profile "auto" picks: the embedded one for "embedded:tiny" and for a backbone directory
+    made by our pretraining, the paper's 7B one for anything else (a hub id, a vendor directory)."""
+    if backbone.startswith("embedded:") or (Path(backbone).expanduser() / EMBEDDED_MARKER).is_file():
+        return "embedded"
+    return "qwen2.5-vl-7b"
+
 
 class ModelConfig(Section):
     # "embedded:tiny" builds (once, offline) a tiny Qwen2.5-VL of the real architecture; otherwise a
     # local model directory or a hub id such as "Qwen/Qwen2.5-VL-7B-Instruct".
-    backbone: str = "embedded:tiny"
+    backbone: str = "data/backbone"
+    # The backbone-specific values (PROFILES): "auto" picks them from the backbone (profile_for).
+    profile: ProfileName = "auto"
     dtype: str = "float32"  # float32 | bfloat16 | float16 (backbone only; AHD/RAE always run in fp32)
     device: str = "cpu"
     # Where "embedded:tiny" is written (gitignored). Relative paths are relative to the working dir.
@@ -43,7 +71,7 @@ class ModelConfig(Section):
     taps: tuple[int, ...] = (0, 7, 15, 23, 31)
     # Depth the tap indexes refer to (Qwen2.5-VL-7B: 32). A shallower tower maps them proportionally.
     tap_reference_depth: int = 32
-    ahd_hidden: int = 1024  # hidden width of each per-layer MLP C -> 1024 -> D (paper)
+    ahd_hidden: int  # hidden width of each per-tap MLP C -> ahd_hidden -> D (from the profile; paper: 1024)
     logit_scale: float = 100.0  # multiplies the cosine similarity (paper)
 
     # --- RAE (METHOD.md section 5) ---
@@ -55,7 +83,22 @@ class ModelConfig(Section):
     # "probs_level" (ours): channels = the abnormal probability's change and its level at t+1. A
     # difference alone is zero for an anomaly that stays put (a parked car, a lying person, a bag),
     # so the LM of a small backbone, which cannot see such an anomaly itself, got no evidence of it.
-    rae_input: RaeInput = "probs"
+    rae_input: RaeInput  # from the profile
+
+    @model_validator(mode="before")
+    @classmethod
+    def _profile_values(cls, data: Any) -> Any:
+        """Fill the backbone-specific keys that were not given from the chosen profile."""
+        if not isinstance(data, dict):
+            return data
+        name = data.get("profile", "auto")
+        if name == "auto":
+            name = profile_for(str(data.get("backbone", cls.model_fields["backbone"].default)))
+        return {**PROFILES.get(name, {}), **data}
+
+    def profile_values(self) -> dict[str, Any]:
+        """The values of the backbone-specific keys (those PROFILES sets) in this configuration."""
+        return {k: getattr(self, k) for k in PROFILES["qwen2.5-vl-7b"]}
 
     # --- LoRA on the language model (METHOD.md section 6) ---
     lora_r: int = 16

@@ -1,6 +1,6 @@
 """Parameter counts per module, from an architecture config alone (meta device: no weights, no memory).
 
-Expected on Qwen2.5-VL-7B with the defaults (all exact, computed by this module):
+Expected on Qwen2.5-VL-7B with its profile (tvau.model.config.PROFILES; all exact, computed here):
 - AHD: per tap C*1024 + 1024 + 1024*D + D = 1280*1024 + 1024 + 1024*3584 + 3584 = 4,985,344; five taps
   plus the five fusion logits: 24,926,725 (paper: "about 25 M"). With the four taps of the paper's
   text (0, 7, 15, 31) it would be 19,941,380, which is why five is our default (see ModelConfig.taps).
@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 
 from tvau.model.arch import ARCHES, qwen25vl_7b_config
-from tvau.model.config import ModelConfig
+from tvau.model.config import PROFILES, ModelConfig
 
 
 def _numel(module) -> int:
@@ -83,7 +83,22 @@ def parameter_counts(hf_config, cfg: ModelConfig) -> dict:
     }
 
 
+# The backbone profile (tvau.model.config.PROFILES) each named architecture is built with.
+ARCH_PROFILES = {"tiny": "embedded", "qwen2.5-vl-7b": "qwen2.5-vl-7b"}
+
+
+def for_arch(arch: str, cfg: ModelConfig) -> ModelConfig:
+    """`cfg` with the named architecture's profile values in place of the configured backbone's
+    (keys given explicitly in params.yaml, other than the profile's own, are kept)."""
+    own = {k: v for k, v in cfg.model_dump().items() if k in cfg.model_fields_set and k != "profile"}
+    profile_keys = set(PROFILES[ARCH_PROFILES[arch]])
+    return ModelConfig.model_validate({**{k: v for k, v in own.items() if k not in profile_keys},
+                                       "profile": ARCH_PROFILES[arch]})
+
+
 def info(arch: str | None, cfg: ModelConfig) -> dict:
+    if arch in ARCH_PROFILES:
+        cfg = for_arch(arch, cfg)
     counts = parameter_counts(arch_config(arch, cfg), cfg)
     return {"arch": arch or cfg.backbone, **counts}
 

@@ -48,17 +48,17 @@ class PretrainConfig(Section):
     # distinct videos. Too few distinct videos and the tower memorises each actor's clothes: with
     # 48 and no fresh ones, held-out accuracy stayed at the majority class while training accuracy
     # climbed to 0.94 (benchmarks/results/backbone_cpu_2026-11-27c.md).
-    pool_videos: int = Field(48, ge=1)
-    fresh_videos: int = Field(0, ge=0)
+    pool_videos: int = Field(150, ge=1)
+    fresh_videos: int = Field(12000, ge=0)
     render_workers: int = Field(1, ge=0)  # helper processes rendering fresh videos (0 = in the training process)
     # Training crops: each sample is one clip of one pool video cut to crop x crop pixels (a multiple
     # of 28, the merge unit) at the clip size, placed at random with a preference for objects, so a
     # step spends its compute on patches with something to learn. 0 (or >= the clip) = whole clip.
     crop: int = Field(112, ge=0)
     batch: int = Field(8, ge=1)  # crops per optimiser step
-    steps: int = Field(200, ge=1)  # optimiser steps
+    steps: int = Field(20000, ge=1)  # optimiser steps
     lr: float = Field(1e-3, gt=0)  # AdamW peak learning rate (linear warm-up, cosine decay)
-    warmup: int = Field(20, ge=0)  # warm-up steps
+    warmup: int = Field(50, ge=0)  # warm-up steps
     weight_decay: float = Field(0.05, ge=0)  # AdamW weight decay
     grad_clip: float = Field(1.0, gt=0)  # max gradient norm
     background_weight: float = Field(0.3, gt=0)  # weight of the background class in the category loss
@@ -68,9 +68,9 @@ class PretrainConfig(Section):
     # The language model (tvau.pretrain.language), after the tower: generic dialogues about
     # `lm_videos` world videos (stream 2; tower and merger frozen), `lm_steps` AdamW steps of
     # `lm_batch` videos (linear warm-up, cosine decay); 0 steps leaves the LM random.
-    lm_videos: int = Field(200, ge=1)
-    lm_holdout_videos: int = Field(24, ge=1)
-    lm_steps: int = Field(0, ge=0)
+    lm_videos: int = Field(150, ge=1)
+    lm_holdout_videos: int = Field(16, ge=1)
+    lm_steps: int = Field(300, ge=0)
     lm_batch: int = Field(8, ge=1)
     lm_lr: float = Field(3e-3, gt=0)
     lm_warmup: int = Field(30, ge=0)

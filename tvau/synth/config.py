@@ -14,7 +14,7 @@ from tvau.vocab import ANOMALY_KINDS
 
 
 class SynthConfig(Section):
-    videos: int = Field(60, ge=1)  # number of videos (UBnormal-sized sets are ~540; 60 is our demo size)
+    videos: int = Field(210, ge=1)  # number of videos (UBnormal-sized sets are ~540; 60 is our demo size)
     size: int = Field(256, ge=32)  # frame width and height in pixels; even, for yuv420p H.264
     scenes: int = Field(6, ge=1)  # distinct fixed cameras (Scene{N}); videos are spread round-robin
     frames: int = Field(96, ge=24)  # frames per video (4 s at 24 fps: 7 clips of 24, stride 12)
@@ -24,8 +24,8 @@ class SynthConfig(Section):
     anomaly_mix: dict[str, float] = Field(default_factory=dict)
     min_pedestrians: int = Field(2, ge=0)  # normal walkers per video, lower bound (inclusive)
     max_pedestrians: int = Field(5, ge=0)  # normal walkers per video, upper bound (inclusive)
-    train_fraction: float = Field(0.5, ge=0, le=1)  # share of each of normal/abnormal videos in train
-    validation_fraction: float = Field(0.2, ge=0, le=1)  # share in validation; the rest is test
+    train_fraction: float = Field(0.2, ge=0, le=1)  # share of each of normal/abnormal videos in train
+    validation_fraction: float = Field(0.7143, ge=0, le=1)  # share in validation; the rest is test
     noise_sigma: float = Field(3.0, ge=0)  # sensor noise, grey levels (std of additive Gaussian)
     lighting_amplitude: float = Field(0.12, ge=0, lt=1)  # slow global brightness change, +- share
     # PyAV encoder. A name this build lacks is an error; only the default libx264 falls back (to

@@ -40,25 +40,25 @@ class TrainConfig(Section):
     gradient_clipping: float = Field(1.0, ge=0)  # max global gradient norm, 0 = off (ours)
     ahd: StageConfig = StageConfig(lr=1e-3, epochs=6)  # stage 1 (paper: peak LR 1e-3)
     # Stage 2: RAE + LoRA (paper: LR 2e-4). epochs = phase A, epochs_b = phase B.
-    rae: StageConfig = StageConfig(lr=2e-4, epochs=1)
+    rae: StageConfig = StageConfig(lr=1e-3, epochs=1)
     rae_epochs_b: float = Field(2, ge=0)  # stage-2 epochs over phase B (anomaly-focused dialogues)
     # Stage 2, ours: epochs of a yes/no warm-up (phase Q, before A) on the phase-B clips' first question
     # answered "Yes." or "No." (tvau.train.data.decision_samples), the loss on that first token only.
     # 0 = the paper's curriculum.
-    rae_epochs_q: float = Field(0, ge=0)
+    rae_epochs_q: float = Field(4.0, ge=0)
     # Where phase Q goes: "first" (before A), "last" (after B), or "with_b" (its samples shuffled into
     # phase B's, repeated so that they get about rae_epochs_q passes during B's rae_epochs_b).
     rae_q_mode: Literal["first", "last", "with_b"] = "first"
     # Ours: class-balance phase B (its "No" dialogues outnumber its "Yes" ones ~60/40; the minority's
     # repeat, tvau.train.data.balanced). False = the paper's data as built.
-    rae_balance_b: bool = False
+    rae_balance_b: bool = True
     # Stage 2: the first token of each answer (the "Yes"/"No" of the anomaly question) counts this many
     # times in the answer loss (tvau.model.tvau.answer_loss). 1 = the paper's plain next-token mean.
     rae_first_token_weight: float = Field(1.0, ge=1)
     # Ours: after stage 2, fit the yes/no decision's threshold on the training clips' first-answer
     # margins (tvau.train.calibrate; the greedy threshold 0 fell on either side of the validation
     # margins from one run to the next). False = plain greedy, the paper's.
-    rae_calibrate_decision: bool = False
+    rae_calibrate_decision: bool = True
     checkpoint_every: int = Field(50, ge=0)  # optimiser steps between resumable checkpoints (0 = end only)
     keep_checkpoints: int = Field(2, ge=1)  # newest resumable checkpoints kept on disk
     # Keep each training clip's frozen-backbone features in memory across epochs (the backbone is
@@ -83,4 +83,4 @@ class TrainConfig(Section):
     # `threads` threads, so the global batch is unchanged; on CPU the ranks first share out the frozen
     # backbone's vision passes (tvau.train.loop.Trainer.share_features). 2 on the embedded default:
     # both cores of the main job's machine. Several GPUs or nodes: run the launcher yourself.
-    ranks: int = Field(1, ge=1)
+    ranks: int = Field(2, ge=1)
