@@ -15,7 +15,7 @@ from tvau.construct.build import build_training_sets, write_manifest
 from tvau.data.config import ClipConfig
 from tvau.storage import read_jsonl, sha256_file
 
-CLIP = ClipConfig(num_frames=24, stride=12, height=112, width=112)  # grid 8x8
+CLIP = ClipConfig(num_frames=24, stride=12, height=112, width=112, mask_pooling="nearest")  # grid 8x8
 
 
 @pytest.fixture(scope="module")
@@ -128,3 +128,21 @@ def test_dropped_targets_are_excluded_from_phase_b(stages, records, cfg, tmp_pat
     assert stats["phase_b_skipped_dropped_target"] > 0
     for f in (tmp_path / "sft").glob("phase_b_*.jsonl"):
         assert not any(r["anomalous"] for r in read_jsonl(f))
+
+
+def test_sft_records_name_their_footage_and_reference_fields(built, records):
+    """Every record carries its footage's digest (the evaluation ties references to it); an anomalous
+    phase-B record's `fields` are what its answers state, read back by the evaluation's parser."""
+    from tvau.metrics.fields import parse_dialogue
+
+    out, _ = built
+    n = 0
+    for f in sorted((out / "sft").glob("phase_*.jsonl")):
+        for r in read_jsonl(f):
+            assert r["footage_sha256"] == sha256_file(records[r["video"]].source)
+            if r["phase"] == "B" and r["anomalous"]:
+                a = r["answers"]
+                got = parse_dialogue(a["target"], a["trajectory"], f"its motion state is {a['motion']}")
+                assert got.as_dict() == a["fields"]
+                n += 1
+    assert n > 0

@@ -15,7 +15,9 @@ from sklearn.metrics import roc_auc_score
 from tvau.evaluate import bootstrap as bs
 from tvau.evaluate.frames import VideoScores
 from tvau.evaluate.report import METRICS, EvalFileError, block, load_eval
+from tvau.evaluate.words import WORD_METRICS
 from tvau.metrics.config import MetricsConfig
+from tvau.metrics.fields import FIELDS
 from tvau.metrics.frame import PixelMetrics
 from tvau.metrics.text import corpus_bleu4
 
@@ -84,10 +86,15 @@ def test_run_evaluation_writes_the_contract_and_matches_an_independent_scoring(p
                          holdout=footage, references=None, progress=False)
     data = load_eval(tmp_path / "evaluate.json")
     assert data["split"] == "all" and data["videos"] == 4 and data["region_method"] == params.metrics.regions
-    assert set(data["model"]) == set(METRICS) and set(data["holdout"]["baseline"]) == set(METRICS)
+    assert set(data["model"]) == set(METRICS) | set(WORD_METRICS) and set(data["holdout"]["baseline"]) == set(METRICS)
+    assert set(data["holdout"]["model"]) == set(data["model"])
+    assert set(data["model"]["field_accuracy"]) == set(FIELDS)
     assert data["baseline"]["yes_no_accuracy"]["value"] is None and data["majority_yes_no"] == 0.5
     assert set(data["per_kind"]) <= {"bicycle", "vehicle"} and data["per_kind"]
-    assert data["model"]["bleu4_target"]["value"] is None  # no references given
+    # no SFT records given: the references come from the set's own annotations, for every anomalous clip
+    # whose target the construction keeps
+    assert data["model"]["bleu4_target"]["value"] is not None and data["details"]["field_clips"] > 0
+    assert data["details"]["field_clips"] == data["details"]["bleu_sentences"]["bleu4_target"]
     # frame scores computed again, independently of run_evaluation, give the same micro-AUC
     records = select_split(open_dataset(footage), "all")
     model = load_trained(trained, params)
@@ -98,12 +105,13 @@ def test_run_evaluation_writes_the_contract_and_matches_an_independent_scoring(p
     names = {p.name for p in (tmp_path / "eval").iterdir()}
     assert {"roc.png", "rbdr_tbdr.png", "per_video.csv", "dialogues.jsonl", "index.html"} <= names
     lines = [json.loads(x) for x in (tmp_path / "eval" / "dialogues.jsonl").read_text().splitlines()]
-    assert len(lines) == 4
+    assert len(lines) == 4 * params.evaluate.dialogue_clips_per_video
+    assert all("ref_fields" in x and "motion" in x for x in lines)
     # Yes-rates per kind and on normal videos partition the dialogue clips and count the yes answers.
     from tvau.metrics.text import parse_yes_no
 
     rows = [r["dialogue"] for r in data["per_kind"].values()] + [data["details"]["normal_dialogue"]]
-    assert sum(r["asked"] for r in rows) == 4
+    assert sum(r["asked"] for r in rows) == len(lines)
     assert sum(r["yes"] for r in rows) == sum(parse_yes_no(x["answer"]) is True for x in lines)
     assert data["details"]["normal_dialogue"]["asked"] == sum(not x["truth"] for x in lines)
     # a broken file is named

@@ -61,3 +61,21 @@ def test_parse_yes_no(answer, parsed):
 def test_yes_no_accuracy_counts_unparsed_as_wrong():
     res = yes_no_accuracy(["Yes, running.", "No.", "Hmm.", "yes"], [True, False, True, "No, nothing."])
     assert res.accuracy == pytest.approx(0.5) and res.unparsed == 1
+
+
+def test_looping_answers_repeat_a_word_3gram():
+    from tvau.metrics.text import loops
+
+    assert loops("A person in a red jacket. A person in a red jacket.")
+    assert loops("Yes. Yes. Yes. Yes.")
+    assert not loops("Yes. Yes. Yes.")  # one 3-gram only
+    assert not loops("A person in a red jacket and blue jeans, running.")
+    assert not loops("") and not loops("in a person in a")  # "in a" twice is a 2-gram
+
+
+def test_distinct_share_counts_answers_up_to_case_and_spacing():
+    from tvau.metrics.text import distinct_share
+
+    assert distinct_share(["A red car.", "a  red car.", "A blue car.", "A red car."]) == pytest.approx(2 / 4)
+    assert distinct_share(["x"] * 5) == pytest.approx(1 / 5)
+    assert distinct_share([]) is None

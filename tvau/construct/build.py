@@ -7,7 +7,9 @@ Output directory (one DVC output, a few large files):
                                  H' = clip.height / patch, W' = clip.width / patch; METHOD.md
                                  section 4); frame_labels (N, T) uint8; clip_id (N,) int64
   sft/phase_a_{split}.jsonl      holistic narratives (tvau/construct/dialogue.py)
-  sft/phase_b_{split}.jsonl      anomaly-focused dialogues from the kept refined targets
+  sft/phase_b_{split}.jsonl      anomaly-focused dialogues from the kept refined targets; every
+                                 record names its footage by `footage_sha256` (footage_digest),
+                                 an anomalous one its reference `answers.fields`
   sft.parquet                    one row per SFT record (validated: ids unique, splits...)
   manifest.json                  counts and SHA-256 of every file
 Clips follow params `clip` (num_frames, stride) through tvau/data/clips.py, the same sampler and
@@ -17,6 +19,8 @@ one clip gives one clip padded by repeating its last frame.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections import Counter
 from pathlib import Path
 
@@ -56,6 +60,49 @@ def _objects_in(points: pd.DataFrame, timelines: pd.DataFrame, start: int, stop:
     return out
 
 
+def footage_digest(source: str | Path) -> str:
+    """SHA-256 of a video's footage: of the file, or, for a frame folder, of its files' names and
+    digests. SFT records carry it so that a reference is only ever matched to the footage it was
+    built from (video names recur in every synthetic set)."""
+    from tvau.storage import checksums, sha256_file
+
+    p = Path(source)
+    if not p.is_dir():
+        return sha256_file(p)
+    h = hashlib.sha256()
+    for name, digest in checksums(p).items():
+        h.update(f"{name}\0{digest}\n".encode())
+    return h.hexdigest()
+
+
+def phase_b(objs: list[dict], anomalous: bool, targets: pd.DataFrame) -> tuple[list[dict], dict] | str:
+    """One clip's phase-B dialogue (messages, reference answers) from its objects (_objects_in) and
+    its video's refined targets (indexed by track id), or why it has none: an anomalous clip is
+    described by its object with most anomalous points, if that object's refined target was kept.
+    The answers of an anomalous clip carry `fields`, what they state (tvau.metrics.fields)."""
+    from tvau.metrics.fields import reference_fields
+
+    if not anomalous:
+        return dialogue.phase_b_normal(objs)
+    cands = [o for o in objs if o["anomalous_points"] > 0]
+    if not cands:
+        return "no_target_in_clip"
+    main = max(cands, key=lambda o: o["anomalous_points"])
+    if main["track_id"] not in targets.index:
+        return "no_refined_target"
+    t = targets.loc[main["track_id"]]
+    if not bool(t["kept"]):
+        return "dropped_target"
+    target = {"described_category": t["described_category"], "described_colors": t["described_colors"],
+              "described_clothing": t["described_clothing"], "described_action": t["described_action"],
+              "regions": main["regions"], "motion_state": main["motion_state"]}
+    msgs, answers = dialogue.phase_b_anomalous(target, [o for o in objs if o["track_id"] != main["track_id"]])
+    colors = json.loads(t["described_colors"]) if isinstance(t["described_colors"], str) else t["described_colors"]
+    fields = reference_fields(t["described_category"], colors, t["described_clothing"], t["described_action"],
+                              main["regions"], main["motion_state"])
+    return msgs, answers | {"fields": fields.as_dict()}
+
+
 def build_training_sets(
     records: dict[str, VideoRecord],
     tables: dict[str, pd.DataFrame],
@@ -86,6 +133,7 @@ def build_training_sets(
         tl = tl_by_video.get(v.video, pd.DataFrame())
         pts = pts_by_video.get(v.video, pd.DataFrame(columns=points.columns))
         tg = tg_by_video.get(v.video, pd.DataFrame())
+        digest = footage_digest(rec.source)
         for start in clip_starts(v.num_frames, clip.num_frames, clip.stride):
             stop = min(v.num_frames, start + clip.num_frames)
             m, lab = masks[start:stop], labels[start:stop]
@@ -109,38 +157,17 @@ def build_training_sets(
             stats[f"clips_{v.split}"] += 1
             # ---- SFT records for this clip
             objs = _objects_in(pts, tl, start, stop, v.width, v.height, v.fps, cfg) if len(tl) else []
-            base = {"video": v.video, "split": v.split, "source": v.source, "start": start, "stop": stop}
+            base = {"video": v.video, "split": v.split, "source": v.source, "footage_sha256": digest,
+                    "start": start, "stop": stop}
             anomalous = bool(labels[start:stop].any())
             rec_a = base | {"id": f"A-{v.video}-{start:06d}", "phase": "A", "anomalous": anomalous,
                             "messages": dialogue.phase_a(objs)}
             sft[("A", v.split)].append(rec_a)
-            cands = [o for o in objs if o["anomalous_points"] > 0]
-            if not anomalous:
-                msgs, answers = dialogue.phase_b_normal(objs)
-            elif not cands:
-                stats["phase_b_skipped_no_target_in_clip"] += 1
+            b = phase_b(objs, anomalous, tg)
+            if isinstance(b, str):
+                stats[f"phase_b_skipped_{b}"] += 1
                 continue
-            else:
-                main = max(cands, key=lambda o: o["anomalous_points"])
-                if main["track_id"] not in tg.index:
-                    stats["phase_b_skipped_no_refined_target"] += 1
-                    continue
-                t = tg.loc[main["track_id"]]
-                if not bool(t["kept"]):
-                    stats["phase_b_skipped_dropped_target"] += 1
-                    continue
-                others = [o for o in objs if o["track_id"] != main["track_id"]]
-                msgs, answers = dialogue.phase_b_anomalous(
-                    {
-                        "described_category": t["described_category"],
-                        "described_colors": t["described_colors"],
-                        "described_clothing": t["described_clothing"],
-                        "described_action": t["described_action"],
-                        "regions": main["regions"],
-                        "motion_state": main["motion_state"],
-                    },
-                    others,
-                )
+            msgs, answers = b
             sft[("B", v.split)].append(
                 base | {"id": f"B-{v.video}-{start:06d}", "phase": "B", "anomalous": anomalous,
                         "messages": msgs, "answers": answers}

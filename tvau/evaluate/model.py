@@ -20,8 +20,8 @@ Dialogue (METHOD.md sections 7 and 9): on `evaluate.dialogue_clips_per_video` cl
 clips with most anomalous frames, then the one nearest the middle) the model is asked the paper's
 first question and, for anomalous clips, the follow-ups in the training order (target, motion,
 from-where-to-where), each turn after its own previous answers. The yes/no truth is the clip's
-frame labels (any anomalous frame); the BLEU references are the refined descriptions of the
-phase-B records (data/train/sft) of the same footage file and clip, when such records exist.
+frame labels (any anomalous frame); the references (BLEU and fields) are the phase-B answers of
+the same footage (by its digest) and clip, when there are any (tvau/evaluate/references.py).
 """
 
 from __future__ import annotations
@@ -31,11 +31,11 @@ import itertools
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import torch
 
+from tvau.construct.build import footage_digest
 from tvau.data.clips import clip_starts, iter_clips
 from tvau.data.config import ClipConfig
 from tvau.data.record import VideoRecord
@@ -49,23 +49,12 @@ class DialogueResult:
     truth: bool  # the clip holds an anomalous frame
     answer: str  # answer to Q_ANOMALY
     target: str | None = None  # answers to the follow-ups (anomalous clips only)
+    motion: str | None = None
     trajectory: str | None = None
     ref_target: str | None = None  # refined-description references, when known
+    ref_motion: str | None = None
     ref_trajectory: str | None = None
-
-
-def read_references(sft_dir: str | Path | None) -> dict[tuple[str, int], dict]:
-    """{(resolved footage path, clip start): answers} from phase-B SFT files of every split."""
-    out: dict[tuple[str, int], dict] = {}
-    if sft_dir is None or not Path(sft_dir).is_dir():
-        return out
-    from tvau.storage import read_jsonl
-
-    for f in sorted(Path(sft_dir).glob("phase_b_*.jsonl")):
-        for r in read_jsonl(f):
-            if r.get("answers") and r.get("source"):
-                out[(str(Path(r["source"]).resolve()), int(r["start"]))] = r["answers"]
-    return out
+    ref_fields: dict | None = None  # what the reference states (tvau.metrics.fields.AnswerFields.as_dict)
 
 
 def dialogue_clips(record: VideoRecord, clip: ClipConfig, k: int) -> list[int]:
@@ -109,7 +98,7 @@ class ModelScorer:
     overlap: str = "mean"
     dialogue_per_video: int = 1
     max_new_tokens: int = 48
-    references: dict = field(default_factory=dict)
+    references: dict = field(default_factory=dict)  # {(footage digest, clip start): answers}
     dialogues: list[DialogueResult] = field(default_factory=list)
     name: str = "tvau"
     batch: int = 8
@@ -143,15 +132,16 @@ class ModelScorer:
                     for a, r in zip(answers, rs):
                         a.append(r.answer)
                 for (p, _), a in zip(follow, answers):
-                    p.result.target, p.result.trajectory = a[0], a[2]
+                    p.result.target, p.result.motion, p.result.trajectory = a
                     if p.ref and p.ref.get("yes_no") == "yes":
                         p.result.ref_target, p.result.ref_trajectory = p.ref["target"], p.ref["trajectory"]
+                        p.result.ref_motion, p.result.ref_fields = p.ref["motion"], p.ref.get("fields")
             self.dialogues.extend(p.result for p in group)
         return self.dialogues
 
-    def _queue_dialogue(self, record: VideoRecord, start: int, enc) -> None:
+    def _queue_dialogue(self, record: VideoRecord, digest: str, start: int, enc) -> None:
         labels = np.asarray(record.frame_labels)[start:start + self.clip.num_frames]
-        ref = self.references.get((str(Path(record.source).resolve()), start))
+        ref = self.references.get((digest, start))
         # The dialogue reads the merged tokens and AHD's logits only: drop the tapped features while
         # the clip waits for its batch (on the 7B tower they are most of an encoding's memory).
         enc = dataclasses.replace(enc, vision=dataclasses.replace(enc.vision, taps=[]))
@@ -159,6 +149,7 @@ class ModelScorer:
 
     def __call__(self, record: VideoRecord) -> Iterator[np.ndarray]:
         want = set(dialogue_clips(record, self.clip, self.dialogue_per_video)) if self.dialogue_per_video else set()
+        digest = footage_digest(record.source) if want and self.references else ""
         n = record.num_frames
         acc: dict[int, np.ndarray] = {}
         cnt: dict[int, int] = {}
@@ -188,7 +179,7 @@ class ModelScorer:
                     else:
                         acc[t], cnt[t] = heat[j].astype(np.float32), 1
                 if c.start in want:
-                    self._queue_dialogue(record, c.start, enc)
+                    self._queue_dialogue(record, digest, c.start, enc)
         if want:  # this video's dialogue clips are all queued
             self._pending_videos += 1
             if self._pending_videos >= self.videos_per_dialogue_batch:

@@ -14,6 +14,13 @@ no-word {no, nope, not, false, none}. "not" and "none" count as no because answe
 not any anomaly" or "None." mean no; "nothing" or "know" are different words and do not match.
 An answer with neither is unparsed (None); it is counted as wrong in the accuracy and reported
 separately.
+
+Collapse measures (BLEU stays high enough when every answer is the same fluent phrase):
+- looping: an answer loops when some word 3-gram occurs in it twice or more ("a person in a red
+  jacket a person in a red jacket"; "yes. yes. yes." is one 3-gram and does not, a fourth "yes."
+  does); words as above;
+- distinct share: distinct answers / answers, answers compared lower-cased with whitespace
+  collapsed (1.0: every answer differs; 1/n: one answer for all n).
 """
 
 from __future__ import annotations
@@ -62,6 +69,20 @@ def parse_yes_no(answer: str) -> bool | None:
         if word in NO_WORDS:
             return False
     return None
+
+
+def loops(answer: str, n: int = 3) -> bool:
+    """Does some word n-gram occur twice or more in the answer?"""
+    words = _WORD.findall(answer.lower())
+    grams = [tuple(words[i:i + n]) for i in range(len(words) - n + 1)]
+    return len(set(grams)) < len(grams)
+
+
+def distinct_share(answers: Sequence[str]) -> float | None:
+    """Distinct answers / answers (None for no answers)."""
+    if not answers:
+        return None
+    return len({" ".join(a.lower().split()) for a in answers}) / len(answers)
 
 
 @dataclass(frozen=True)
