@@ -1,9 +1,10 @@
 """Run every benchmark (or those named on the command line) and print one table.
 
-    python -m benchmarks [NAME ...] [--model MODEL_URI_OR_DIR] [--data DATASET_DIR]
+    python -m benchmarks [NAME ...] [--model MODEL_URI_OR_DIR] [--data DATASET_DIR] [--videos N] [--seed S]
 
 --model / --data set TVAU_BENCH_MODEL / TVAU_BENCH_DATA for the benchmarks that read them (score,
-cascade): rerun the same measurement on a better model or other footage."""
+cascade, night): rerun the same measurement on a better model or other footage. --videos / --seed
+set TVAU_BENCH_VIDEOS / TVAU_BENCH_SEED: the size and seed of the synthetic night (night)."""
 
 from __future__ import annotations
 
@@ -17,11 +18,12 @@ from rich.table import Table
 import benchmarks
 from benchmarks.common import Row
 
-OPTIONS = {"--model": "TVAU_BENCH_MODEL", "--data": "TVAU_BENCH_DATA"}
+OPTIONS = {"--model": "TVAU_BENCH_MODEL", "--data": "TVAU_BENCH_DATA", "--videos": "TVAU_BENCH_VIDEOS",
+           "--seed": "TVAU_BENCH_SEED"}
 
 
 def _options(argv: list[str]) -> list[str] | None:
-    """Set the environment variables of --model/--data; the remaining arguments (names), or None
+    """Set the environment variables of the OPTIONS; the remaining arguments (names), or None
     after printing the problem."""
     import os
 

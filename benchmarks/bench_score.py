@@ -104,6 +104,7 @@ def _throughput(model_uri: str, loader, tmp: Path) -> list[Row]:
     from tvau.config import load_params
     from tvau.s3server import running_s3_server
     from tvau.score.core import score_prefix
+    from tvau.score.explain import SCORING_QUESTIONS
     from tvau.score.model import get_model
     from tvau.score.s3io import make_client
     from tvau.storage import temporary_environ
@@ -141,7 +142,7 @@ def _throughput(model_uri: str, loader, tmp: Path) -> list[Row]:
                 rows.append(Row(f"{tag}: vision tower + AHD per clip", 1000 * vision / clips, "ms", "", None, ""))
                 if esc:
                     rows.append(Row(f"{tag}: dialogue per escalated clip", 1000 * language / esc, "ms", "", None,
-                                    f"{len(cfg.questions)} questions, up to {cfg.max_new_tokens} tokens each"))
+                                    f"{len(SCORING_QUESTIONS)} questions, up to {cfg.max_new_tokens} tokens each"))
                 if level == 1.0:
                     rows.append(Row(f"{tag}: wall time outside the model", 100 * outside, "%", "< 25 %",
                                     outside < 0.25, "list + download + decode + outputs + upload"))

@@ -1,8 +1,9 @@
 """The nightly scoring flow (Prefect 3): thin tasks over tvau.score.
 
-    list the input prefix (paginated) -> batches of `score.videos_per_batch` videos -> one task per
+    check the model's calibration (a model without calibration.json is refused before any video)
+    -> list the input prefix (paginated) -> batches of `score.videos_per_batch` videos -> one task per
     batch (the model is loaded once per worker process and kept) -> summary Parquet + HTML report
-    -> a Prefect artifact linking them.
+    -> a Prefect artifact: the flagged videos first, then the counts, drift and the bad files.
 
 Never a task per frame or per clip: a task is a batch of whole videos, so Prefect's bookkeeping
 stays negligible next to decoding and the model.
@@ -21,6 +22,7 @@ The model stage also takes a slot of the global concurrency limit `tvau-score-mo
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -58,7 +60,7 @@ def score_videos(refs: list, output_prefix: str, model_uri: str, cfg: ScoreConfi
 
 @task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5)
 def summarise(results: list[dict], output_prefix: str, run_date: str, cfg: ScoreConfig,
-              report_dir: str | None = None) -> dict:
+              report_dir: str | None = None, calibration=None) -> dict:
     from prefect.artifacts import create_markdown_artifact
 
     from tvau.score.core import VideoResult
@@ -66,19 +68,43 @@ def summarise(results: list[dict], output_prefix: str, run_date: str, cfg: Score
     from tvau.score.summary import write_summary
 
     res = [VideoResult(**r) for r in results]
-    out = write_summary(make_client(cfg), res, output_prefix, run_date, cfg, local_dir=report_dir)
-    lines = [f"# Nightly scoring {run_date}", "",
-             f"Report: `{out['report']}`  ", f"Table: `{out['summary']}`", "",
-             f"Cascade: {out['escalated_clips']} of {out['clips']} clips escalated to the language model.", "",
-             "| # | video | status | score | escalated | explanation / reason |", "|---|---|---|---|---|---|"]
-    for i, r in enumerate(out["rows"][:50], 1):
-        score = "" if r["max_score"] is None else f"{r['max_score']:.3f}"
-        text = (r["explanation"] or r["reason"] or "").replace("|", "/")[:120]
-        lines.append(f"| {i} | {r['video']} | {r['status']} | {score} | {r['escalated_clips'] or 0} | {text} |")
+    out = write_summary(make_client(cfg), res, output_prefix, run_date, cfg, local_dir=report_dir,
+                        calibration=calibration)
     key = "score-night-" + "".join(c if c.isalnum() else "-" for c in run_date.lower())
-    create_markdown_artifact(markdown="\n".join(lines), key=key[:100],
+    create_markdown_artifact(markdown=artifact_markdown(out, run_date), key=key[:100],
                              description=f"Nightly scoring summary {run_date}")
     return {k: v for k, v in out.items() if k != "rows"}
+
+
+def _cell(text) -> str:
+    return str(text or "").replace("|", "/").replace("\n", " ")[:160]
+
+
+def artifact_markdown(out: dict, run_date: str) -> str:
+    """The Prefect artifact: what the report's first screen says, in Markdown."""
+    rows = out["rows"]
+    flagged = [r for r in rows if r["status"] == "scored" and r["verdict"] == "anomalous"]
+    normal = sum(1 for r in rows if r["status"] == "scored" and r["verdict"] != "anomalous")
+    mon = out.get("monitoring") or {}
+    lines = [f"# Nightly scoring {run_date}", "",
+             (f"**{len(flagged)} of {len(flagged) + normal} videos flagged anomalous.** "
+             f"Report: `{out['report']}`  "), f"Table: `{out['summary']}`", ""]
+    if mon.get("drift"):
+        lines += [f"**drift**: {_cell('; '.join(mon['reasons']))}", ""]
+    elif mon:
+        lines += [f"No drift ({_cell(mon.get('note') or 'flagged rate and score distribution in range')}).", ""]
+    lines += ["| # | video | score | threshold | spans (s) | explanation |", "|---|---|---|---|---|---|"]
+    for i, r in enumerate(flagged[:50], 1):
+        spans = ", ".join(f"{s['start_s']:.1f}-{s['end_s']:.1f}" for s in json.loads(r["spans"]))
+        lines.append(f"| {i} | {_cell(r['video'])} | {r['video_score']:.3f} | {r['threshold']:.3f} | {spans} | "
+                     f"{_cell(r['explanation'])} |")
+    lines += ["", (f"{normal} normal videos. The language model explained {out['escalated_clips']} of "
+              f"{out['clips']} clips."), ""]
+    bad = [r for r in rows if r["status"] != "scored"]
+    if bad:
+        lines += ["| not scored | status | reason |", "|---|---|---|"]
+        lines += [f"| {_cell(r['video'])} | {r['status']} | {_cell(r['reason'])} |" for r in bad]
+    return "\n".join(lines)
 
 
 def _gpu_annotation(params_path: str):
@@ -106,13 +132,14 @@ def _run_date() -> str:
 
 @flow(name="score-night", log_prints=True)
 def score_night(input_prefix: str, output_prefix: str, model_uri: str | None = None,
-                questions: list[str] | None = None, concurrency: int = 1, run_date: str | None = None,
+                concurrency: int = 1, run_date: str | None = None,
                 params_path: str = "params.yaml", report_dir: str | None = None,
                 loader: Callable | None = None) -> dict:
     """Score every video under `input_prefix` into `output_prefix`; returns counts and the report
     location. `run_date` defaults to the scheduled start time's date."""
     from tvau.config import load_params
     from tvau.score.core import batches
+    from tvau.score.model import check_calibration
     from tvau.score.s3io import check_uri
 
     log = get_run_logger()
@@ -122,9 +149,8 @@ def score_night(input_prefix: str, output_prefix: str, model_uri: str | None = N
     updates = {}
     if model_uri:
         updates["model_uri"] = model_uri
-    if questions:
-        updates["questions"] = tuple(questions)
     cfg = ScoreConfig.model_validate({**cfg.model_dump(), **updates})
+    calibration = check_calibration(cfg.model_uri)  # CalibrationError names the fix
     run_date = run_date or _run_date()
     # A deployment can name tonight's folder: s3://footage/{date}/ -> s3://footage/2026-11-25/
     input_prefix = input_prefix.replace("{date}", run_date)
@@ -142,7 +168,7 @@ def score_night(input_prefix: str, output_prefix: str, model_uri: str | None = N
             results += [{"key": r.key, "status": "failed", "output": None,
                          "reason": f"batch failed: {type(exc).__name__}: {exc}", "max_score": None, "clips": 0,
                          "escalated": 0, "frames": 0, "timings": {}, "writes": 0} for r in group]
-    summary = summarise(results, output_prefix, run_date, cfg, report_dir)
+    summary = summarise(results, output_prefix, run_date, cfg, report_dir, calibration)
     counts = summary["counts"]
     log.info("scored %d, skipped %d (up to date), quarantined %d, failed %d; report %s", counts["scored"],
              counts["skipped"], counts["quarantined"], counts["failed"], summary["report"])
@@ -165,14 +191,13 @@ def task_runner(concurrency: int = 1, dask_address: str | None = None, dask_work
     return ThreadPoolTaskRunner(max_workers=max(1, concurrency))
 
 
-def run(input_prefix: str, output_prefix: str, model_uri: str | None = None, questions: list[str] | None = None,
-        concurrency: int = 1, run_date: str | None = None, params_path: str = "params.yaml",
+def run(input_prefix: str, output_prefix: str, model_uri: str | None = None, concurrency: int = 1, run_date: str | None = None, params_path: str = "params.yaml",
         dask_address: str | None = None, dask_workers: int | None = None, report_dir: str | None = None,
         loader: Callable | None = None) -> dict:
     """Run the flow once with the chosen task runner (what `tvau score` calls)."""
     runner = task_runner(concurrency, dask_address, dask_workers)
     return score_night.with_options(task_runner=runner)(
-        input_prefix, output_prefix, model_uri=model_uri, questions=questions, concurrency=concurrency,
+        input_prefix, output_prefix, model_uri=model_uri, concurrency=concurrency,
         run_date=run_date, params_path=params_path, report_dir=report_dir, loader=loader)
 
 

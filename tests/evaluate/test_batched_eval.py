@@ -60,12 +60,12 @@ def test_pieces_in_spawned_workers_equal_one_pass(params, trained, footage):
                            for _, a, b in plan_pieces(sizes, p3)], workers)
         assert (jobs.pool is not None) == (workers > 0)
         out = jobs.results()
-        return [v for m, _, _ in out for v in m], [v for _, b, _ in out for v in b], [d for *_, ds in out for d in ds]
+        return [v for m, _, _, _ in out for v in m], [v for _, b, _, _ in out for v in b], [d for _, _, ds, _ in out for d in ds]
 
     m_in, b_in, d_in = run(0)
     m_sp, b_sp, d_sp = run(2)
     p2 = params.model_copy(update={"evaluate": params.evaluate.model_copy(update={"batch": 2})})
-    m_whole, b_whole, d_whole, _ = model_scores(load_trained(trained, p2), records + records, p2, {}, False, "x")
+    m_whole, b_whole, d_whole, _, _ = model_scores(load_trained(trained, p2), records + records, p2, {}, False, "x")
     assert len(m_whole) == len(b_whole) == len(d_whole) == 8
     for got in ((m_in, b_in), (m_sp, b_sp)):
         for a_set, b_set in zip((m_whole, b_whole), got):
@@ -151,9 +151,9 @@ def test_several_dialogue_clips_per_video_still_split_into_pieces_of_one_pass(pa
         return chat_batch(clips, questions, histories, **kw)
 
     model.chat_batch = counting
-    m_whole, _, d_whole, _ = model_scores(model, records, p, {}, False, "x")
+    m_whole, _, d_whole, _, _ = model_scores(model, records, p, {}, False, "x")
     assert asked == [per_batch * clips_per_video] * (len(records) // per_batch)
     assert len(d_whole) == clips_per_video * len(records)
-    assert [vars(d) for _, _, ds in out for d in ds] == [vars(d) for d in d_whole]
-    for x, y in zip(m_whole, [v for m, _, _ in out for v in m]):
+    assert [vars(d) for _, _, ds, _ in out for d in ds] == [vars(d) for d in d_whole]
+    for x, y in zip(m_whole, [v for m, _, _, _ in out for v in m]):
         assert x.name == y.name and np.array_equal(x.scores, y.scores)

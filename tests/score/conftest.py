@@ -15,18 +15,34 @@ import pytest
 from tvau.s3server import running_s3_server
 
 
-def make_model_dir(out: Path, cache_dir: str, seed: int = 0) -> Path:
+def write_calibration(model_dir: Path, threshold: float, sigma_s: float = 4 / 24, normal: int = 40,
+                      anomalous: int = 40) -> Path:
+    """calibration.json fitted by the real fit() on validation scores chosen so that the fitted
+    threshold is `threshold`: every normal video scores it, every anomalous one 1.0."""
+    from tvau.evaluate.calibration import fit
+
+    block = fit([threshold] * normal + [1.0] * anomalous, [False] * normal + [True] * anomalous, 0.05, sigma_s,
+                {"fps": 24.0, "clip_frames": 24, "stride": 24}, 200, 0, 0.95, "validation")
+    (model_dir / "calibration.json").write_text(json.dumps(block, indent=2, sort_keys=True))
+    return model_dir
+
+
+def make_model_dir(out: Path, cache_dir: str, seed: int = 0, threshold: float | None = 0.5) -> Path:
+    """A trained-model directory of the tiny backbone (random adapters), with a calibration.json
+    at `threshold` (None: without one)."""
     from tvau.data.config import ClipConfig
     from tvau.model.config import ModelConfig
     from tvau.model.tvau import TVAU
 
-    cfg = ModelConfig(cache_dir=cache_dir)
+    cfg = ModelConfig(backbone="embedded:tiny", cache_dir=cache_dir)
     model = TVAU.from_config(cfg, seed=seed)
     out.mkdir(parents=True, exist_ok=True)
     model.save_adapters(out / "adapters.safetensors")
     card = {"format": "tvau-model/1", "model": cfg.model_dump(mode="json"), "seed": seed,
             "clip": ClipConfig().model_dump(mode="json"), "backbone": cfg.backbone, "backbone_sha256": None}
     (out / "model.json").write_text(json.dumps(card, indent=2, sort_keys=True))
+    if threshold is not None:
+        write_calibration(out, threshold)
     return out
 
 
@@ -183,6 +199,11 @@ class FaultProxy:
     def __exit__(self, *exc):
         self.server.shutdown()
         self.server.server_close()
+
+
+@pytest.fixture(scope="session")
+def calibrate():
+    return write_calibration
 
 
 @pytest.fixture(scope="session")

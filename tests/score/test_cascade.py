@@ -76,8 +76,7 @@ def test_clip_table_of_a_labelled_set_through_the_batched_model(night, model_dir
     from tvau.score.model import ClipModel, get_model
 
     root = night[0].parent.parent
-    cfg = ScoreConfig(clip_frames=8, stride=8, clips_per_call=2, questions=("Is there any anomaly in the video?",),
-                      max_new_tokens=2)
+    cfg = ScoreConfig(clip_frames=8, stride=8, clips_per_call=2, max_new_tokens=2, sample_fps=12.0)
     rows = clip_table(str(model_dir), root, "all", cfg, loader=loader)
     records = {r.name: r for r in open_dataset(root, "ubnormal", load_tracks=False)}
     assert sorted({r["video"] for r in rows}) == sorted(records) and len(rows) == 3 * len(records)

@@ -74,7 +74,8 @@ def test_flow_scores_a_night_and_publishes_the_summary(prefect_api, s3_vars, nig
     table = pq.read_table(io.BytesIO(client.get_object(Bucket="results", Key="f1/summary/2026-11-25/summary.parquet")
                                      ["Body"].read())).to_pandas()
     scored = table[table.status == "scored"]
-    assert list(scored.max_score) == sorted(scored.max_score, reverse=True) and len(scored) == 3
+    assert list(scored.video_score) == sorted(scored.video_score, reverse=True) and len(scored) == 3
+    assert set(scored.verdict) == {"anomalous"} and (scored.video_score > scored.threshold).all()  # threshold 0.5
     assert table[table.status == "quarantined"].reason.tolist() == ["truncated"]
     page = client.get_object(Bucket="results", Key="f1/summary/2026-11-25/report.html")["Body"].read().decode()
     assert page.count("data:image/png;base64,") == 3 and all(v.name in page for v in night)
@@ -84,6 +85,7 @@ def test_flow_scores_a_night_and_publishes_the_summary(prefect_api, s3_vars, nig
         art = pc.read_latest_artifacts()
     mine = [a for a in art if a.key == "score-night-2026-11-25"]
     assert mine and "f1/summary/2026-11-25/report.html" in mine[0].data and "truncated" in mine[0].data
+    assert "**3 of 3 videos flagged anomalous.**" in mine[0].data and "too few to judge" in mine[0].data
 
     again = run("s3://footage/f1/", "s3://results/f1", run_date="2026-11-25", params_path=str(params_file),
                 loader=loader)

@@ -1,7 +1,7 @@
 """Batched model calls in scoring (issue 8) on the tiny model: `clips_per_call` clips through the
-vision tower in one call and the escalated clips' dialogues decoded together give the same
-heatmaps (float tolerance) and the same answers as one clip at a time, and the cascade through
-the real S3 server still escalates exactly the clips at or above the level."""
+vision tower in one call and several clips' dialogues decoded together give the same heatmaps
+(float tolerance) and the same answers as one clip at a time, and scoring through the real S3
+server explains each anomalous span once, on its peak clip."""
 
 from __future__ import annotations
 
@@ -18,8 +18,8 @@ from tvau.score.model import ClipModel, get_model
 from tvau.score.s3io import make_client
 
 TOL = 1e-5
-# 8-frame clips: 24 sampled frames per test video -> 3 clips, so a call of 4 spans a whole video.
-SHORT = {"clip_frames": 8, "stride": 8, "backoff_s": 0.01}
+# 8-frame clips at 12 fps: 24 sampled frames per test video -> 3 clips, so a call of 4 spans a whole video.
+SHORT = {"clip_frames": 8, "stride": 8, "backoff_s": 0.01, "sample_fps": 12.0}
 QUESTIONS = ("Is there any anomaly in the video?", "What is its motion state?")
 
 
@@ -72,39 +72,33 @@ def _get(client, key: str) -> bytes:
     return client.get_object(Bucket="results", Key=key)["Body"].read()
 
 
-def test_batched_cascade_escalates_exactly_the_clips_at_or_above_the_level(s3_vars, night, model_dir, loader):
-    """Two videos of three clips each; the level splits the clips so that escalated and calm clips
-    share a vision call and the escalated ones wait for each other. The outputs of 4 clips per call
-    equal those of 1 per call."""
+def test_explanations_are_asked_on_each_span_peak_clip_only(s3_vars, night, model_dir, loader):
+    """Two videos of three clips each, flagged (the test calibration's threshold is 0.5 and the
+    untrained adapters light up every clip): the language model is asked the trained dialogue once
+    per span, on the clip holding the span's peak, and 4 clips per call give what 1 per call gives."""
+    from tvau.score.explain import SCORING_QUESTIONS
+
     client = make_client(ScoreConfig(**SHORT))
     for v in night[:2]:
         client.put_object(Bucket="footage", Key=f"b1/{v.name}", Body=v.read_bytes())
-    probe = ScoreConfig(**SHORT, escalate_level=1.0)
-    seen = score_prefix("s3://footage/b1/", "s3://results/b1probe", str(model_dir), probe, loader=loader,
-                        client=client)
-    maxima = sorted(c["max_score"] for r in seen
-                    for c in json.loads(_get(client, f"b1probe/{r.key}/dialogue.json"))["clips"])
-    assert len(maxima) == 6 and maxima[2] < maxima[3]
-    level = (maxima[2] + maxima[3]) / 2  # three clips above, three below
     runs = {}
     for per_call in (4, 1):
-        cfg = ScoreConfig(**SHORT, escalate_level=level, questions=QUESTIONS, max_new_tokens=3,
-                          clips_per_call=per_call)
+        cfg = ScoreConfig(**SHORT, escalate_level=0.0, max_new_tokens=3, clips_per_call=per_call)
         res = score_prefix("s3://footage/b1/", f"s3://results/b1-{per_call}", str(model_dir), cfg, loader=loader,
                            client=client)
-        assert {r.status for r in res} == {"scored"}
+        assert {r.status for r in res} == {"scored"} and {r.verdict for r in res} == {"anomalous"}
         runs[per_call] = {}
         for r in res:
             d = json.loads(_get(client, f"b1-{per_call}/{r.key}/dialogue.json"))
-            want = [c["clip"] for c in d["clips"] if c["max_score"] >= level]
-            assert [e["clip"] for e in d["escalated"]] == want and r.escalated == len(want)
-            assert all([t["question"] for t in e["turns"]] == list(QUESTIONS) for e in d["escalated"])
+            assert d["spans"] and r.escalated == len({sp["clip"] for sp in d["spans"]}) < len(d["clips"]) + 1
+            for sp in d["spans"]:
+                holding = [c for c in d["clips"] if c["start_frame"] <= sp["peak_frame"] <= c["end_frame"]]
+                assert sp["clip"] == max(holding, key=lambda c: c["max_score"])["clip"]
+                assert [t["question"] for t in sp["explanation"]["turns"]] == list(SCORING_QUESTIONS)
             heat = np.load(io.BytesIO(_get(client, f"b1-{per_call}/{r.key}/heatmap.npz")))["heatmap"]
             runs[per_call][r.key] = (d, heat)
-        assert sum(r.escalated for r in res) == 3 and sum(r.clips for r in res) == 6
     for key, (d4, h4) in runs[4].items():
         d1, h1 = runs[1][key]
-        assert [e["turns"] for e in d4["escalated"]] == [e["turns"] for e in d1["escalated"]]
-        assert [c["escalated"] for c in d4["clips"]] == [c["escalated"] for c in d1["clips"]]
+        assert [sp["explanation"]["turns"] for sp in d4["spans"]] == [sp["explanation"]["turns"] for sp in d1["spans"]]
         # heatmap.npz is float16: equal up to its rounding
         np.testing.assert_allclose(h4.astype(np.float32), h1.astype(np.float32), atol=1e-3)

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import typer
 
+from tvau import cpu
+
 
 def _fail(msg: str) -> None:
     typer.echo(f"error: {msg}", err=True)
@@ -20,14 +22,20 @@ def evaluate_cmd(
     split: str | None = typer.Option(None, "--split", help="validation | test | all (default: params evaluate.split)."),
     holdout: Path | None = typer.Option(None, "--holdout", help="Also evaluate every video of this never-seen tree."),
     references: Path | None = typer.Option(Path("data/train/sft"), "--references",
-                                           help="Phase-B SFT records whose refined descriptions are the BLEU references."),
+                                           help="Phase-B SFT records used as references for the footage they were built "
+                                                "from (matched by footage digest); other videos get "
+                                                "references from their own set's annotations."),
     out: Path | None = typer.Option(None, "--out", help="Write tables, dialogues and plots to this directory."),
     metrics: Path | None = typer.Option(None, "--metrics", help="Write the contract's evaluate.json here."),
+    calibration_out: Path | None = typer.Option(
+        None, "--calibration-out", help="Also write the per-video threshold (evaluate.json's calibration block) "
+        "here, e.g. MODEL_DIR/calibration.json: the file nightly scoring reads from the model directory."),
     params: Path = typer.Option(Path("params.yaml"), "--params", help="Parameters file (metrics, evaluate)."),
     as_json: bool = typer.Option(False, "--json", help="Print one flat JSON object (only JSON on stdout)."),
 ) -> None:
     """Frame micro/macro-AUC, pixel AUROC, RBDC/TBDC, yes/no accuracy and BLEU-4 of a trained model
     and of the baseline on the same videos, each with a 95% bootstrap interval over videos."""
+    cpu.pin_cpu_kernels()  # before torch: the same metrics bits on any x86-64 CPU
     from tvau.config import ParamsError, load_params
     from tvau.model.trained import TrainedModelError, read_card
 
@@ -48,7 +56,8 @@ def evaluate_cmd(
     from tvau.evaluate.run import run_evaluation
 
     try:
-        result = run_evaluation(model, data, p, split, out, metrics, holdout, references, progress=sys.stderr.isatty())
+        result = run_evaluation(model, data, p, split, out, metrics, holdout, references, progress=sys.stderr.isatty(),
+                                calibration_out=calibration_out)
     except (ValueError, OSError) as exc:  # DatasetError, TrainedModelError, bad splits...
         _fail(str(exc))
     from tvau.evaluate.report import METRICS, flat
@@ -80,5 +89,10 @@ def evaluate_cmd(
             kt.add_row(kind, str(row["videos"]), fmt(row["model"]["auc"]["value"]), fmt(row["baseline"]["auc"]["value"]),
                        f"{d['yes']}/{d['asked']}" if d else "n/a")
         Console().print(kt)
+    c = result["calibration"]
+    typer.echo(f"calibration: threshold {fmt(c['threshold']['value'])} [{fmt(c['threshold']['low'])}, "
+               f"{fmt(c['threshold']['high'])}] at false-alarm rate {c['false_alarm_rate']}; recall "
+               f"{fmt(c['recall']['value'])} [{fmt(c['recall']['low'])}, {fmt(c['recall']['high'])}] "
+               f"({c['anomalous_videos']} anomalous, {c['normal_videos']} normal videos)")
     for note in result["notes"]:
         typer.echo(f"note: {note}", err=True)

@@ -8,9 +8,16 @@ evaluate.json:
    "majority_yes_no": float,                             # accuracy of always answering the majority
    "per_kind": {kind: {"model": {"auc": {...}}, "baseline": {"auc": {...}}}},
    "holdout": {"videos", "frames", "seed", "model": {...}, "baseline": {...}, "majority_yes_no"},
-   "region_method": "components", "notes": [...]}
+   "region_method": "components", "notes": [...],
+   "calibration": {"threshold", "recall", "false_alarm", ...}}   # tvau/evaluate/calibration.py
 metric keys: micro_auc, macro_auc, pixel_auroc, rbdc, tbdc, yes_no_accuracy, bleu4_target,
 bleu4_trajectory, all fractions in [0, 1]. The baseline has no dialogue: its dialogue metrics are null.
+The model block (and the holdout's) also holds the metrics that look at the words
+(tvau/evaluate/words.py), each leaf {"value", "low", "high"}:
+   "field_accuracy": {field: ...}, "field_accuracy_answered": {field: ...},   # fields of
+                                                       # tvau.metrics.fields.FIELDS
+   "distinct_answer_share": {"target": ..., "trajectory": ...}, "looping_answers": {same keys},
+   "said_yes": {"normal": ..., kind: ...}
 
 Per-kind AUC: frame micro-AUC over the videos of that anomaly kind together with every normal video
 of the split (the kinds come from the synthetic generator's synth_manifest.json; a tree without one
@@ -31,6 +38,7 @@ import numpy as np
 from tvau.evaluate import bootstrap as bs
 from tvau.evaluate.frames import VideoScores, summarise
 from tvau.evaluate.model import DialogueResult
+from tvau.evaluate.words import WORD_METRICS, word_metrics
 
 METRICS = ("micro_auc", "macro_auc", "pixel_auroc", "rbdc", "tbdc", "yes_no_accuracy", "bleu4_target",
            "bleu4_trajectory")
@@ -157,11 +165,12 @@ def assemble(model_v, base_v, dialogues: list[DialogueResult], kinds: dict, para
         by_video[d.video].append(d)
     m, mx = block(model_v, by_video, params.metrics, params.evaluate)
     b, bx = block(base_v, None, params.metrics, params.evaluate)
+    w, wx = word_metrics([v.name for v in model_v], by_video, kinds, params.evaluate)
     return {
         "split": split,
         "videos": len(model_v),
         "frames": int(sum(len(v.labels) for v in model_v)),
-        "model": {k: m[k].as_dict() for k in METRICS},
+        "model": {k: m[k].as_dict() for k in METRICS} | w,
         "baseline": {k: b[k].as_dict() for k in METRICS},
         "majority_yes_no": mx.get("majority_yes_no"),
         "per_kind": per_kind(model_v, base_v, kinds, params.evaluate, by_video),
@@ -172,7 +181,7 @@ def assemble(model_v, base_v, dialogues: list[DialogueResult], kinds: dict, para
             "normal_dialogue": _yes_rate(by_video, [v.name for v in model_v if kinds.get(v.name) is None]),
             "confidence": params.evaluate.confidence,
             "bleu_sentences": {k: mx.get(f"{k}_sentences", 0) for k in ("bleu4_target", "bleu4_trajectory")},
-        },
+        } | wx,
         "notes": [f"model {n}" for n in mx["notes"]] + [f"baseline {n}" for n in bx["notes"]],
     }
 
@@ -189,9 +198,37 @@ def flat(result: dict) -> dict:
             "per_kind": {k: {"model": v["model"]["auc"]["value"], "baseline": v["baseline"]["auc"]["value"]}
                          for k, v in result["per_kind"].items()},
             "region_method": result["region_method"]}
+    out |= word_values(result["model"])
+    if "calibration" in result:
+        c = result["calibration"]
+        out["calibration"] = {"threshold": c["threshold"]["value"], "recall": c["recall"]["value"],
+                              "false_alarm_rate": c["false_alarm_rate"]}
     if "holdout" in result:
         out["holdout"] = {s: {k: result["holdout"][s][k]["value"] for k in METRICS} for s in ("model", "baseline")}
+        out["holdout"]["model"] |= word_values(result["holdout"]["model"])
     return out
+
+
+def word_values(model_block: dict) -> dict:
+    """{metric: {key: value}} of the word metrics in a model block (those present)."""
+    return {k: {q: v["value"] for q, v in model_block[k].items()} for k in WORD_METRICS if k in model_block}
+
+
+def word_rows(model_block: dict, holdout_block: dict | None = None) -> list[dict]:
+    """The word metrics as table rows (metric, key, value [interval], and the holdout's)."""
+    def fmt(v: dict | None) -> str | None:
+        if not v or v["value"] is None:
+            return None
+        return f"{v['value']:.3f}" + (f" [{v['low']:.3f}, {v['high']:.3f}]" if v["low"] is not None else "")
+
+    rows = []
+    for k in WORD_METRICS:
+        for q, v in (model_block.get(k) or {}).items():
+            row = {"metric": k, "of": q, "model": fmt(v)}
+            if holdout_block is not None:
+                row["holdout"] = fmt((holdout_block.get(k) or {}).get(q))
+            rows.append(row)
+    return rows
 
 
 def load_eval(path: str | Path) -> dict:

@@ -10,14 +10,24 @@ from collections.abc import Callable
 from pathlib import Path
 
 from tvau.baseline import BaselineScorer
+from tvau.evaluate.calibration import PeakTee, calibrate
 from tvau.evaluate.frames import score_records_with_baseline, select_split
-from tvau.evaluate.model import ModelScorer, read_references, videos_per_dialogue_batch
-from tvau.evaluate.report import assemble, per_video_rows, plot_curves, plot_overlays, video_kinds
+from tvau.evaluate.model import ModelScorer, dialogue_clips, videos_per_dialogue_batch
+from tvau.evaluate.references import references_for
+from tvau.evaluate.report import (
+    METRICS,
+    assemble,
+    per_video_rows,
+    plot_curves,
+    plot_overlays,
+    video_kinds,
+    word_rows,
+)
 
 
 def model_scores(model, records, params, references: dict, progress: bool, desc: str):
     """(the model's per-video scores, the baseline's on the same videos from the same pass, the
-    model's dialogue results, the scorer)."""
+    model's dialogue results, the scorer, each video's (name, fps, frame peaks) for the calibration)."""
     import torch
 
     ev = params.evaluate
@@ -25,12 +35,13 @@ def model_scores(model, records, params, references: dict, progress: bool, desc:
         torch.set_num_threads(ev.threads)
     scorer = ModelScorer(model, model.clip, ev.overlap, ev.dialogue_clips_per_video, ev.max_new_tokens, references,
                          batch=ev.batch, heatmap_stride=ev.heatmap_stride)
-    model_v, base_v = score_records_with_baseline(records, scorer, params.metrics, progress, desc=desc, lines=True)
-    return model_v, base_v, scorer.flush(), scorer
+    tee = PeakTee(scorer)
+    model_v, base_v = score_records_with_baseline(records, tee, params.metrics, progress, desc=desc, lines=True)
+    return model_v, base_v, scorer.flush(), scorer, tee.recorded()
 
 
-def piece_scores(model_ref: str, data: str, split: str, start: int, stop: int, params, references: str | None,
-                 desc: str) -> tuple[list, list, list]:
+def piece_scores(model_ref: str, data: str, split: str, start: int, stop: int, params, references: dict | None,
+                 desc: str) -> tuple[list, list, list, list]:
     """model_scores on videos [start, stop) of `split` of `data`, with its own copy of the model (a
     plain function: it runs in a spawned worker, see run_evaluation). The videos go through it in
     the order and batches of one pass, so a piece that starts at a multiple of the videos of one
@@ -43,9 +54,9 @@ def piece_scores(model_ref: str, data: str, split: str, start: int, stop: int, p
 
     cv2.setNumThreads(1)  # the other cores belong to the other processes
     records = select_split(open_dataset(data, "ubnormal"), split)[start:stop]
-    model_v, base_v, dialogues, _ = model_scores(load_trained(model_ref, params), records, params,
-                                                 read_references(references), False, f"{desc} [{start}:{stop}]")
-    return model_v, base_v, dialogues
+    model_v, base_v, dialogues, _, peaks = model_scores(load_trained(model_ref, params), records, params,
+                                                        references or {}, False, f"{desc} [{start}:{stop}]")
+    return model_v, base_v, dialogues, peaks
 
 
 def plan_pieces(sizes: list[int], params) -> list[tuple[int, int, int]]:
@@ -105,10 +116,13 @@ def _csv(rows: list[dict]) -> bytes:
 
 def run_evaluation(model_ref: str, data: str | Path, params, split: str | None = None, out_dir: str | Path | None = None,
                    metrics_path: str | Path | None = None, holdout: str | Path | None = None,
-                   references: str | Path | None = "data/train/sft", progress: bool = True) -> dict:
+                   references: str | Path | None = "data/train/sft", progress: bool = True,
+                   calibration_out: str | Path | None = None) -> dict:
     """Evaluate `model_ref` (trained-model directory or models:/ runs:/ URI) on `split` of the
-    UBnormal-layout tree `data`. Writes `out_dir` (tables, dialogues, plots, index.html) and
-    `metrics_path` (evaluate.json) when given; returns the evaluation dict."""
+    UBnormal-layout tree `data`. The dialogue references come from the SFT records in `references`
+    of the same footage, else from each set's own annotations (tvau/evaluate/references.py). Writes `out_dir` (tables, dialogues, plots, index.html) and
+    `metrics_path` (evaluate.json) when given; returns the evaluation dict. Its `calibration` block
+    (tvau/evaluate/calibration.py) is also written to `calibration_out` when given."""
     from tvau.data import open_dataset
     from tvau.evaluate.frames import write_metrics_json
     from tvau.model.trained import load_trained
@@ -119,34 +133,41 @@ def run_evaluation(model_ref: str, data: str | Path, params, split: str | None =
     records = select_split(open_dataset(data, "ubnormal"), split)
     hold_records = select_split(open_dataset(holdout, "ubnormal"), "all") if holdout is not None else None
     model = load_trained(model_ref, params)
-    refs = read_references(references)
     kinds = video_kinds(data)
-    # The evaluated sets: (data, split, label, videos, BLEU references); the holdout has no references.
-    sets = [(str(data), split, split, len(records), None if references is None else str(references))]
+    # The evaluated sets: (data, split, label, records). Their references are keyed by footage digest,
+    # so one dict serves both sets (tvau/evaluate/references.py).
+    sets = [(str(data), split, split, records)]
     if hold_records is not None:
-        sets.append((str(holdout), "all", "holdout", len(hold_records), None))
-    pieces = plan_pieces([videos for _, _, _, videos, _ in sets], params)
+        sets.append((str(holdout), "all", "holdout", hold_records))
+    k = params.evaluate.dialogue_clips_per_video
+    refs: dict = {}
+    for set_data, _, _, recs in sets:
+        starts = {r.name: dialogue_clips(r, model.clip, k) for r in recs} if k else {}
+        refs |= references_for(recs, set_data, references, starts, model.clip, params, progress)
+    pieces = plan_pieces([len(recs) for _, _, _, recs in sets], params)
     jobs = []
     for i, a, b in pieces[1:]:
-        set_data, set_split, label, _, refs_dir = sets[i]
-        jobs.append((piece_scores, (str(model_ref), set_data, set_split, a, b, params, refs_dir, label)))
+        set_data, set_split, label, _ = sets[i]
+        jobs.append((piece_scores, (str(model_ref), set_data, set_split, a, b, params, refs, label)))
     side = WorkerJobs(jobs, params.evaluate.workers)
     try:
         # The first piece is the start of the evaluated split (plan_pieces keeps the order).
-        model_v, base_v, dialogues, scorer = model_scores(model, records[:pieces[0][2]], params, refs, progress, split)
-        done = [(model_v, base_v, dialogues)] + side.results()
+        model_v, base_v, dialogues, scorer, peaks = model_scores(model, records[:pieces[0][2]], params, refs,
+                                                                 progress, split)
+        done = [(model_v, base_v, dialogues, peaks)] + side.results()
     finally:
         side.close()
-    per_set = [([], [], []) for _ in sets]
+    per_set = [([], [], [], []) for _ in sets]
     for (i, _, _), parts in zip(pieces, done):
         for acc, part in zip(per_set[i], parts):
             acc.extend(part)
-    model_v, base_v, dialogues = per_set[0]
+    model_v, base_v, dialogues, peaks = per_set[0]
     base = BaselineScorer(params.metrics.baseline)
     result = assemble(model_v, base_v, dialogues, kinds, params, split)
     result["model_ref"] = str(model_ref)
+    result["calibration"] = calibrate(peaks, {r.name: r.frame_labels for r in records}, params, model.clip, split)
     if hold_records is not None:
-        h_model, h_base, h_dial = per_set[1]
+        h_model, h_base, h_dial, _ = per_set[1]
         h = assemble(h_model, h_base, h_dial, video_kinds(holdout), params, "all")
         seed = None
         try:
@@ -173,14 +194,20 @@ def run_evaluation(model_ref: str, data: str | Path, params, split: str | None =
             images += plot_overlays({r.name: r for r in records}, scorer, base, rows, params.evaluate.overlays, tmp)
             table = {k: (f"{v['value']:.3f} [{v['low']:.3f}, {v['high']:.3f}]" if v["low"] is not None else
                          ("n/a" if v["value"] is None else f"{v['value']:.3f}"))
-                     for k, v in result["model"].items()}
+                     for k, v in result["model"].items() if k in METRICS}
             btable = {k: (f"{v['value']:.3f} [{v['low']:.3f}, {v['high']:.3f}]" if v["low"] is not None else "n/a")
                       for k, v in result["baseline"].items()}
             write_html_report(tmp / "index.html", f"Evaluation of {model_ref} on {split}", [
                 Section("T-VAU (95% bootstrap interval over videos)", table=table),
                 Section("Baseline, same videos", table=btable),
+                Section("What the answers state (fields of the reference, collapse, said yes)",
+                        rows=word_rows(result["model"], (result.get("holdout") or {}).get("model")),
+                        text="Field accuracy counts a clip answered no, or answered with no readable field, "
+                             "as wrong in every field (tvau/evaluate/words.py)."),
                 Section("Curves and overlays", images=images),
             ])
     if metrics_path is not None:
         write_metrics_json(result, metrics_path)
+    if calibration_out is not None:
+        write_metrics_json(result["calibration"], calibration_out)
     return result

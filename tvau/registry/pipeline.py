@@ -215,7 +215,10 @@ def register_or_reuse(run, root: str | Path, params: dict[str, Any], model_dir: 
     if existing is not None:
         run.tag({"tvau.reused_version": str(existing.version), models.KEY_TAG: identity["key"]})
         return existing, True
-    uri = log_pyfunc(root / model_dir, run.run_id, root=root, bundle_backbone_mb=bundle_backbone_mb)
+    # The evaluation's calibration travels inside the logged model directory (calibration.json):
+    # nightly scoring reads its threshold from the model it downloads, never from a typed number.
+    uri = log_pyfunc(root / model_dir, run.run_id, root=root, bundle_backbone_mb=bundle_backbone_mb,
+                     calibration=evaluation.get("calibration"))
     values = {m: (v or {}).get("value") for m, v in (evaluation.get("model") or {}).items()}
     return models.register_candidate(uri, report, values, model_name, pipeline_run=run.run_id, identity=identity), False
 

@@ -25,6 +25,8 @@ from typing import Any
 import mlflow.pyfunc
 import numpy as np
 
+from tvau.score.verdict import CALIBRATION_FILE  # the per-video threshold, inside the model directory
+
 MODEL_FORMAT = "tvau-model/1"  # model.json "format" (CONTRACT.md)
 ARTIFACT_KEY = "trained_model"  # the pyfunc artifact holding the trained-model directory
 BACKBONE_KEY = "backbone"  # the pyfunc artifact holding a bundled local backbone directory
@@ -119,6 +121,8 @@ def with_bundled_backbone(model_dir: Path, backbone: Path, meta: dict[str, Any])
         raise TrainedModelError(f"{backbone}: bundled backbone weights do not match backbone_sha256 in model.json")
     out = Path(tempfile.mkdtemp(prefix="tvau-model-"))
     shutil.copy2(model_dir / "adapters.safetensors", out / "adapters.safetensors")
+    if (model_dir / CALIBRATION_FILE).is_file():  # the verdict's threshold travels with the model
+        shutil.copy2(model_dir / CALIBRATION_FILE, out / CALIBRATION_FILE)
     patched = dict(meta)
     patched["model"] = dict(meta["model"], backbone=str(backbone.resolve()))
     patched["backbone"] = str(backbone.resolve())
@@ -137,10 +141,23 @@ def _local_backbone(meta: dict[str, Any], root: Path, max_mb: float) -> Path | N
     return path if size <= max_mb else None
 
 
+def with_calibration(model_dir: str | Path, calibration: dict) -> Path:
+    """A copy of the trained-model directory holding `calibration` as calibration.json (the DVC
+    output itself is left as DVC made it)."""
+    import shutil
+    import tempfile
+
+    out = Path(tempfile.mkdtemp(prefix="tvau-model-")) / Path(model_dir).name
+    shutil.copytree(model_dir, out)
+    (out / CALIBRATION_FILE).write_text(json.dumps(calibration, indent=2, sort_keys=True) + "\n")
+    return out
+
+
 def log_pyfunc(model_dir: str | Path, run_id: str, name: str = "model", root: str | Path = ".",
-               bundle_backbone_mb: float = 2048) -> str:
+               bundle_backbone_mb: float = 2048, calibration: dict | None = None) -> str:
     """Log a trained-model directory as a pyfunc model in run `run_id` (a local backbone directory
-    up to `bundle_backbone_mb` MB travels with it); returns the model URI."""
+    up to `bundle_backbone_mb` MB travels with it; `calibration`, evaluate.json's block, travels as
+    calibration.json inside the model directory); returns the model URI."""
     import mlflow
 
     meta = read_model_json(model_dir)
@@ -154,6 +171,14 @@ def log_pyfunc(model_dir: str | Path, run_id: str, name: str = "model", root: st
         reqs = [f"tvau=={version('tvau')}"]
     except PackageNotFoundError:
         reqs = ["tvau"]
+    if calibration is not None:
+        import shutil
+
+        copy = with_calibration(model_dir, calibration)
+        try:
+            return log_pyfunc(copy, run_id, name, root, bundle_backbone_mb)
+        finally:
+            shutil.rmtree(copy.parent, ignore_errors=True)
     artifacts = {ARTIFACT_KEY: str(Path(model_dir).resolve())}
     backbone = _local_backbone(meta, Path(root), bundle_backbone_mb)
     if backbone is not None:

@@ -2,7 +2,8 @@
 
 Every clip of the split is cut exactly as nightly scoring cuts it and goes through the same batched
 calls (`ClipModel`, `clips_per_call` clips per call): the vision tower + AHD give the clip's heatmap
-maximum, and the language model holds the scoring dialogue (every question of `score.questions`,
+maximum, and the language model holds the scoring dialogue (every question of the trained dialogue,
+tvau.score.explain.SCORING_QUESTIONS,
 `score.max_new_tokens`) with EVERY clip, timed, so that "answering everywhere" is measured, not
 assumed. A clip is anomalous when any of its frames is in the ground truth (the frame labels that
 the synthetic renderer derives from its anomaly masks). At level L a clip is escalated when its
@@ -39,6 +40,7 @@ from pathlib import Path
 import numpy as np
 
 from tvau.score.config import ScoreConfig
+from tvau.score.explain import SCORING_QUESTIONS
 from tvau.score.media import iter_sampled_clips
 from tvau.score.model import ClipModel, get_model
 
@@ -66,7 +68,7 @@ def clip_table(model_uri: str, data_dir: str | Path, split: str = "validation", 
         t0 = time.perf_counter()
         encs, heats = cm.heatmaps([c.frames for c in group])
         t1 = time.perf_counter()
-        dialogues = cm.ask(encs, cfg.questions, cfg.max_new_tokens)  # answering everywhere
+        dialogues = cm.ask(encs, SCORING_QUESTIONS, cfg.max_new_tokens)  # answering everywhere
         t2 = time.perf_counter()
         for c, h, turns in zip(group, heats, dialogues, strict=True):
             rows.append({"video": rec.name, "clip": c.index, "anomalous": bool(labels[c.source_frames].any()),

@@ -21,8 +21,6 @@ def score(
     model: str | None = typer.Option(
         None, "--model", help="Model URI (models:/tvau@champion, runs:/...) or a local trained-model directory "
         "(default: params.yaml score.model_uri)."),
-    question: list[str] = typer.Option([], "--question", help="Question to ask escalated clips (repeatable; "
-                                       "default: params.yaml score.questions)."),
     concurrency: int = typer.Option(1, "--concurrency", min=1, help="Batches scored at once (threads)."),
     run_date: str | None = typer.Option(None, "--run-date", help="Date of the summary (default: the scheduled start)."),
     dask_workers: int | None = typer.Option(None, "--dask-workers", min=1,
@@ -46,20 +44,33 @@ def score(
     if model and not model.startswith(("models:/", "runs:/")) and not Path(model).is_dir():
         typer.echo(f"error: --model {model}: no such trained-model directory", err=True)
         raise typer.Exit(code=2)
+    from tvau.score.model import check_calibration
+    from tvau.score.verdict import CalibrationError
+
+    try:
+        check_calibration(model or load_params(params).score.model_uri)
+    except (CalibrationError, ValueError) as exc:  # no calibration.json, or a model that cannot be resolved
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(code=2) from None
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")  # 2 cores: slow first start
     from flows.score import run
 
-    out = run(input, output, model_uri=model, questions=list(question) or None, concurrency=concurrency,
+    out = run(input, output, model_uri=model, concurrency=concurrency,
               run_date=run_date, params_path=str(params), dask_address=dask_address, dask_workers=dask_workers,
               report_dir=str(report_dir) if report_dir else None)
     failed = [r for r in out["results"] if r["status"] == "failed"]
     if as_json:
         typer.echo(json.dumps({k: out[k] for k in ("counts", "report", "summary", "clips", "escalated_clips",
-                                                    "run_date")} | {"failed": failed}, sort_keys=True))
+                                                    "run_date", "flagged", "monitoring")} | {"failed": failed},
+                              sort_keys=True))
     else:
         c = out["counts"]
         typer.echo(f"scored {c['scored']}, up to date {c['skipped']}, quarantined {c['quarantined']}, "
-                   f"failed {c['failed']}; {out['escalated_clips']} of {out['clips']} clips escalated")
+                   f"failed {c['failed']}; {out['flagged']} flagged anomalous; {out['escalated_clips']} of "
+                   f"{out['clips']} clips explained by the language model")
+        mon = out.get("monitoring") or {}
+        if mon.get("drift"):
+            typer.echo(f"drift: {'; '.join(mon['reasons'])}")
         typer.echo(f"report: {out['report']}")
         if out.get("local_report"):
             typer.echo(f"local report: {out['local_report']}")

@@ -6,9 +6,12 @@
     write_summary(...)                                                  # Parquet + HTML ranking
 
 Per video, under `<output>/<safe input key>/` (the whole key, so nights never collide): heatmap.npz (patch resolution, float16),
-frames.parquet (per-frame scores), regions.parquet (scored region detections), trajectory.png,
-overlay.mp4, dialogue.json and, LAST, manifest.json (input key, size, ETag, sha256; model name,
-version, run id, digest; parameter hash; code version; timings; sha256 of every output). A video
+frames.parquet (per-frame scores, smoothed scores and whether each frame is flagged), regions.parquet
+(scored region detections), trajectory.png (the keyframe at the peak with its heatmap and the path),
+overlay.mp4, dialogue.json (every clip's score, the spans and their explanations) and, LAST,
+manifest.json (the verdict, its spans with their explanation fields, and (input key, size, ETag, sha256; model name,
+version, run id, digest, calibration; parameter hash; code version; timings; sha256 of every
+output). The verdict is tvau/score/verdict.py's, against the model's calibration.json. A video
 counts as done only when its manifest exists and matches the input (ETag and size from the
 listing) and the model digest and parameter hash, so a crash at any point leaves at worst some
 outputs without a manifest, which the next run overwrites. Rejected inputs get
@@ -34,7 +37,9 @@ from pathlib import Path
 import numpy as np
 
 from tvau.score import keys
+from tvau.score import verdict as vd
 from tvau.score.config import ScoreConfig
+from tvau.score.explain import SCORING_QUESTIONS, empty_fields, explanation
 from tvau.score.media import BadVideo, inspect_video, iter_sampled_clips, sample_indices_rule
 from tvau.score.model import ClipModel, LoadedModel, get_model
 from tvau.score.s3io import (
@@ -61,6 +66,8 @@ class VideoResult:
     output: str | None = None  # manifest or quarantine record URI
     reason: str | None = None  # quarantine reason or failure message
     max_score: float | None = None
+    verdict: str | None = None  # anomalous | normal (scored videos)
+    video_score: float | None = None  # the calibrated per-video score (tvau/score/verdict.py)
     clips: int = 0
     escalated: int = 0
     frames: int = 0
@@ -89,13 +96,16 @@ def code_version() -> dict:
     return out
 
 
-def params_hash(cfg: ScoreConfig, input_size: tuple[int, int]) -> str:
+def params_hash(cfg: ScoreConfig, input_size: tuple[int, int], calibration: str | None = None) -> str:
     """What changes the outputs besides the model and the input: the score section minus the
-    knobs that only affect how we talk to S3, plus the model's input size."""
+    knobs that only affect how we talk to S3, plus the model's input size and its calibration's
+    digest (a new threshold rescoring the night)."""
     skip = {"max_attempts", "backoff_s", "read_timeout_s", "chunk_bytes", "videos_per_batch", "model_uri",
             "clips_per_call"}
     d = {k: v for k, v in cfg.model_dump(mode="json").items() if k not in skip}
     d["input_size"] = list(input_size)
+    d["calibration"] = calibration
+    d["questions"] = list(SCORING_QUESTIONS)
     return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -151,25 +161,31 @@ class _Accumulator:
     def __init__(self):
         self.pending: dict[int, list] = {}  # sampled idx -> [model-size frame, heat sum, count, src idx]
 
-    def add(self, clip, heat: np.ndarray, temporal_patch: int) -> None:
+    def add(self, clip, heat: np.ndarray, temporal_patch: int, maps: np.ndarray) -> None:
+        """heat: the clip's patch heatmap (T', h, w); maps: its frames' heatmaps at the input size."""
         real = len(clip.source_frames)
         for j in range(real):
             h = heat[min(j // temporal_patch, heat.shape[0] - 1)]
+            m = maps[min(j, maps.shape[0] - 1)]
             idx = clip.start + j
             slot = self.pending.get(idx)
             if slot is None:
-                self.pending[idx] = [clip.frames[j], h.astype(np.float64), 1, clip.source_frames[j]]
+                self.pending[idx] = [clip.frames[j], h.astype(np.float64), 1, clip.source_frames[j],
+                                     m.astype(np.float64)]
             else:
                 slot[1] = slot[1] + h
                 slot[2] += 1
+                slot[4] = slot[4] + m
 
-    def release(self, before: int | None) -> list[tuple[int, int, np.ndarray, np.ndarray]]:
-        """(sampled idx, source idx, frame, mean heat) for pending frames < before (all if None)."""
+    def release(self, before: int | None) -> list[tuple[int, int, np.ndarray, np.ndarray, float]]:
+        """(sampled idx, source idx, frame, mean heat, frame score) for pending frames < before (all
+        if None); the frame score is verdict.frame_peak of the mean input-size heatmap, as
+        `tvau evaluate` averages overlapping clips before scoring a frame."""
         ready = sorted(i for i in self.pending if before is None or i < before)
         out = []
         for i in ready:
-            frame, hsum, cnt, src = self.pending.pop(i)
-            out.append((i, src, frame, (hsum / cnt).astype(np.float32)))
+            frame, hsum, cnt, src, msum = self.pending.pop(i)
+            out.append((i, src, frame, (hsum / cnt).astype(np.float32), vd.frame_peak(np.clip(msum / cnt, 0, 1))))
         return out
 
 
@@ -235,14 +251,15 @@ def score_video(
     out_prefix = keys.video_output_prefix(output_prefix, rel)
     manifest_uri = f"{out_prefix}/manifest.json"
     quarantine_uri = keys.quarantine_key(output_prefix, rel)
-    phash = params_hash(cfg, loaded.input_size)
+    phash = params_hash(cfg, loaded.input_size, loaded.require_calibration().digest)
     now = now or (lambda: dt.datetime.now(dt.UTC).isoformat(timespec="seconds"))
 
     manifest = get_json(client, manifest_uri, cfg)
     if manifest_matches(manifest, ref, loaded.digest, phash):
-        return VideoResult(rel, "skipped", manifest_uri, max_score=manifest.get("summary", {}).get("max_score"),
-                           clips=manifest.get("summary", {}).get("clips", 0),
-                           escalated=manifest.get("summary", {}).get("escalated_clips", 0))
+        done = manifest.get("summary", {})
+        return VideoResult(rel, "skipped", manifest_uri, max_score=done.get("max_score"), verdict=done.get("verdict"),
+                           video_score=done.get("video_score"), clips=done.get("clips", 0),
+                           escalated=done.get("escalated_clips", 0))
     record = get_json(client, quarantine_uri, cfg)
     if quarantine_matches(record, ref, phash):
         return VideoResult(rel, "quarantined", quarantine_uri, reason=record.get("reason"))
@@ -303,7 +320,8 @@ def score_video(
     if record is not None:  # the key was quarantined before and is good now
         delete_object(client, quarantine_uri, cfg)
     s = result["summary"]
-    return VideoResult(rel, "scored", manifest_uri, max_score=s["max_score"], clips=s["clips"],
+    return VideoResult(rel, "scored", manifest_uri, max_score=s["max_score"], verdict=s["verdict"],
+                       video_score=s["video_score"], clips=s["clips"],
                        escalated=s["escalated_clips"], frames=s["sampled_frames"], timings=manifest["timings"],
                        writes=writes)
 
@@ -314,80 +332,124 @@ def _content_type(name: str) -> str:
 
 
 def _analyse(path: Path, meta, loaded: LoadedModel, cfg: ScoreConfig, timings: dict) -> dict:
-    """Decode, run the cascade, and build every output file in memory (they are small)."""
+    """Decode, score every frame, give the verdict and its spans, explain each span, and build
+    every output file in memory (they are small)."""
+    cal = loaded.require_calibration()
+    t_decode = time.perf_counter()
+    cm = ClipModel(loaded, cfg.clips_per_call)
+    frames = _frame_pass(path, meta, loaded, cfg, cm)
+    fps = meta.fps
+    smoothed = vd.smooth(frames.scores, frames.eff_fps, cal.sigma_s)
+    v_score = float(smoothed.max()) if len(smoothed) else 0.0
+    verdict = "anomalous" if vd.flags([v_score], cal.threshold)[0] else "normal"
+    spans = (vd.spans(smoothed, cal.threshold, frames.src_index, fps, cfg.min_span_frames, cfg.span_gap_frames)
+             if verdict == "anomalous" else [])
+    asked = _explain_spans(path, meta, loaded, cfg, cm, spans, frames.clip_rows)
+    timings["vision_s"] = cm.timer.vision_s
+    timings["language_s"] = cm.timer.language_s
+    timings["decode_and_outputs_s"] = time.perf_counter() - t_decode - cm.timer.vision_s - cm.timer.language_s
+
+    t0 = time.perf_counter()
+    top = max(spans, key=lambda sp: sp["peak_score"]) if spans else None
+    top_exp = (top or {}).get("explanation") or {}
+    mismatch = vd.sampling_mismatch(cal, frames.eff_fps, cfg.clip_frames, cfg.stride)
+    files = _output_files(frames, smoothed, cal.threshold, meta, top_exp.get("sentence", ""))
+    files["dialogue.json"] = json.dumps({"questions": list(SCORING_QUESTIONS), "escalate_level": cfg.escalate_level,
+                                         "clips": frames.clip_rows, "spans": spans}, indent=2,
+                                        sort_keys=True).encode()
+    timings["decode_and_outputs_s"] += time.perf_counter() - t0
+    scores = frames.scores
+    summary = {
+        "verdict": verdict,
+        "video_score": v_score,
+        "threshold": cal.threshold,
+        "false_alarm_rate": cal.false_alarm_rate,
+        "calibration_note": f"sampled unlike the calibration: {mismatch}" if mismatch else None,
+        "spans": [{k: v for k, v in sp.items() if k != "peak_index"} for sp in spans],
+        "max_score": float(max(scores)) if scores else 0.0,
+        "mean_score": float(np.mean(scores)) if scores else 0.0,
+        "anomalous_frame_share": float(np.mean(smoothed > cal.threshold)) if scores else 0.0,
+        "clips": len(frames.clip_rows), "escalated_clips": asked, "sampled_frames": len(scores),
+        "regions": len(frames.regions),
+        "peak_time_s": (top["peak_s"] if top else
+                        float(frames.src_index[int(np.argmax(smoothed))] / fps) if scores else None),
+        "explanation": top_exp.get("sentence", ""),
+        "fields": top_exp.get("fields") or empty_fields(),
+        "top_answers": top_exp.get("turns", []),
+    }
+    video = {"width": meta.width, "height": meta.height, "fps": meta.fps, "declared_frames": meta.num_frames,
+             "codec": meta.codec, "sampled_fps": frames.eff_fps, "model_input": list(loaded.input_size)}
+    return {"files": files, "summary": summary, "video": video}
+
+
+@dataclass
+class _Frames:
+    """What the frame pass leaves: per sampled frame its source index, score and heatmap; the
+    clips; the regions; the trajectory points; the keyframe (the highest-scoring frame) and the
+    overlay video."""
+
+    eff_fps: float
+    src_index: list[int] = field(default_factory=list)
+    scores: list[float] = field(default_factory=list)
+    heat: list[np.ndarray] = field(default_factory=list)
+    clip_rows: list[dict] = field(default_factory=list)
+    region_rows: list[np.ndarray] = field(default_factory=list)
+    path_points: list[tuple[float, float]] = field(default_factory=list)
+    keyframe: tuple[float, np.ndarray | None, np.ndarray | None] = (-1.0, None, None)
+    overlay: bytes = b""
+    src_size: tuple[int, int] = (0, 0)
+
+    @property
+    def regions(self) -> np.ndarray:
+        return np.concatenate(self.region_rows) if self.region_rows else np.zeros((0, 6))
+
+
+def _frame_pass(path: Path, meta, loaded: LoadedModel, cfg: ScoreConfig, cm: ClipModel) -> _Frames:
+    """Decode at the analysis rate and run the vision tower + AHD on every clip, clips_per_call at
+    a time; frames are finished (overlay, regions, score) as soon as no later clip covers them."""
+    from tvau.report import overlay
     from tvau.video import VideoWriter
 
-    cm = ClipModel(loaded, cfg.clips_per_call)
     tp = int(loaded.model.backbone.preprocessor.temporal_patch_size)  # frames per heatmap slice
     H, W = loaded.input_size
-    src_size = (meta.height, meta.width)
     _, eff_fps = sample_indices_rule(meta.fps, cfg.sample_fps)
+    out = _Frames(eff_fps, src_size=(meta.height, meta.width))
     acc = _Accumulator()
-    heat_frames: list[np.ndarray] = []
-    src_index: list[int] = []
-    scores: list[float] = []
-    region_rows: list[np.ndarray] = []
-    path_points: list[tuple[float, float]] = []
-    best = (-1.0, None)
-    dialogue: list[dict] = []
-    clip_rows: list[dict] = []
-
     work = Path(tempfile.mkdtemp(prefix="outputs-", dir=path.parent))
-    overlay_path = work / "overlay.mp4"
     # The overlay plays the footage in real time at about overlay_fps: every k-th analysed frame. (Writing
     # every analysed frame, slowed down, was two thirds of the time spent outside the model.)
     overlay_every = max(1, round(eff_fps / cfg.overlay_fps))
-    writer = VideoWriter(overlay_path, eff_fps / overlay_every, W, H)
-    t_decode = time.perf_counter()
-    model_before = 0.0
+    writer = VideoWriter(work / "overlay.mp4", eff_fps / overlay_every, W, H)
+
+    def finish(ready) -> None:
+        for _, src, frame, heat, score in ready:
+            if len(out.heat) % overlay_every == 0:
+                writer.write(overlay(frame, heat))
+            out.heat.append(heat.astype(np.float16))
+            out.src_index.append(src)
+            out.scores.append(score)
+            regs = _frame_regions(heat, out.src_size, cfg)
+            if len(regs):
+                out.region_rows.append(np.column_stack([np.full(len(regs), src), regs]))
+                if regs[0, 4] >= cfg.trajectory_level:
+                    x1, y1, x2, y2 = regs[0, :4]
+                    out.path_points.append(((x1 + x2) / 2, (y1 + y2) / 2))
+            if score > out.keyframe[0]:
+                out.keyframe = (score, frame, heat)
+
+    def run(group) -> None:
+        encs, heats = cm.heatmaps([c.frames for c in group])  # one vision call for the group
+        for c, h, maps in zip(group, heats, cm.frame_maps(encs), strict=True):
+            acc.add(c, h, tp, maps)
+            out.clip_rows.append({"clip": c.index, "start_frame": c.source_frames[0],
+                                  "end_frame": c.source_frames[-1], "start_s": c.source_frames[0] / meta.fps,
+                                  "end_s": c.source_frames[-1] / meta.fps, "first_sampled": c.start,
+                                  "sampled": len(c.source_frames), "max_score": float(h.max())})
+            finish(acc.release(c.start + cfg.stride))  # frames before the next clip's start are final
+
     try:
-        def finish(frames):
-            nonlocal best
-            from tvau.report import overlay
-
-            for i, src, frame, heat in frames:
-                if len(heat_frames) % overlay_every == 0:
-                    writer.write(overlay(frame, heat))
-                heat_frames.append(heat.astype(np.float16))
-                src_index.append(src)
-                score = float(heat.max())
-                scores.append(score)
-                regs = _frame_regions(heat, src_size, cfg)
-                if len(regs):
-                    region_rows.append(np.column_stack([np.full(len(regs), src), regs]))
-                    if regs[0, 4] >= cfg.trajectory_level:
-                        x1, y1, x2, y2 = regs[0, :4]
-                        path_points.append(((x1 + x2) / 2, (y1 + y2) / 2))
-                if score > best[0]:
-                    best = (score, frame)
-
-        pending: list = []
-        # Escalated clips wait here (row, encoding) until `clips_per_call` of them can be decoded
-        # together, or the video ends: fewer, fuller language-model calls when few clips escalate.
-        waiting: list[tuple[dict, object]] = []
-
-        def ask(everything: bool) -> None:
-            while waiting and (everything or len(waiting) >= cfg.clips_per_call):
-                group = waiting[: cfg.clips_per_call]
-                del waiting[: cfg.clips_per_call]
-                answers = cm.ask([enc for _, enc in group], cfg.questions, cfg.max_new_tokens)
-                dialogue.extend({**row, "turns": turns} for (row, _), turns in zip(group, answers, strict=True))
-
-        def run(group):
-            encs, heats = cm.heatmaps([c.frames for c in group])  # one vision call for the group
-            for c, enc, h in zip(group, encs, heats, strict=True):
-                acc.add(c, h, tp)
-                row = {"clip": c.index, "start_frame": c.source_frames[0], "end_frame": c.source_frames[-1],
-                       "start_s": c.source_frames[0] / meta.fps, "end_s": c.source_frames[-1] / meta.fps,
-                       "max_score": float(h.max()), "escalated": float(h.max()) >= cfg.escalate_level}
-                clip_rows.append(row)
-                if row["escalated"]:
-                    waiting.append((row, enc))
-                # Frames before the next clip's start are final now.
-                finish(acc.release(c.start + cfg.stride))
-            ask(everything=False)
-
         stats: dict = {}
+        pending: list = []
         for clip in iter_sampled_clips(path, cfg, (H, W), meta.fps, stats=stats):
             pending.append(clip)
             if len(pending) == cfg.clips_per_call:
@@ -395,57 +457,71 @@ def _analyse(path: Path, meta, loaded: LoadedModel, cfg: ScoreConfig, timings: d
                 pending = []
         if pending:
             run(pending)
-        ask(everything=True)
         finish(acc.release(None))
         if meta.num_frames and stats["decoded"] < 0.9 * meta.num_frames:
             raise BadVideo("truncated", f"{stats['decoded']} of {meta.num_frames} declared frames could be decoded")
         writer.close()
-        model_before = cm.timer.vision_s + cm.timer.language_s
-        timings["decode_and_outputs_s"] = time.perf_counter() - t_decode - model_before
-        timings["vision_s"] = cm.timer.vision_s
-        timings["language_s"] = cm.timer.language_s
-        overlay_bytes = overlay_path.read_bytes()
+        out.overlay = (work / "overlay.mp4").read_bytes()
     finally:
         writer.close()
         for f in work.iterdir():
             f.unlink()
         work.rmdir()
+    return out
 
-    t0 = time.perf_counter()
-    heat_arr = np.stack(heat_frames) if heat_frames else np.zeros((0, 1, 1), np.float16)
+
+def _peak_clip(span: dict, clip_rows: list[dict]) -> dict:
+    """The clip holding the span's peak frame (the highest-scoring one where clips overlap)."""
+    i = span["peak_index"]
+    holding = [c for c in clip_rows if c["first_sampled"] <= i < c["first_sampled"] + c["sampled"]]
+    return max(holding, key=lambda c: c["max_score"])
+
+
+def _explain_spans(path: Path, meta, loaded: LoadedModel, cfg: ScoreConfig, cm: ClipModel, spans: list[dict],
+                   clip_rows: list[dict]) -> int:
+    """Ask the trained dialogue once per span on its peak clip (when that clip's heatmap reaches
+    escalate_level); each span gets `clip` and `explanation`. The peak clips are decoded again
+    (only flagged videos pay it), so no encoding is held while the video streams. Returns the
+    number of clips asked."""
+    want: dict[int, list[dict]] = {}
+    for sp in spans:
+        clip = _peak_clip(sp, clip_rows)
+        sp["clip"], sp["clip_max_score"], sp["explanation"] = clip["clip"], clip["max_score"], None
+        if clip["max_score"] >= cfg.escalate_level:
+            want.setdefault(clip["clip"], []).append(sp)
+    if not want:
+        return 0
+    clips = [c for c in iter_sampled_clips(path, cfg, loaded.input_size, meta.fps) if c.index in want]
+    encs, _ = cm.heatmaps([c.frames for c in clips])
+    for c, turns in zip(clips, cm.ask(encs, SCORING_QUESTIONS, cfg.max_new_tokens), strict=True):
+        for sp in want[c.index]:
+            sp["explanation"] = explanation(turns)
+    return len(clips)
+
+
+def _output_files(frames: _Frames, smoothed: np.ndarray, threshold: float, meta, label: str) -> dict[str, bytes]:
+    """heatmap.npz, frames.parquet, regions.parquet, trajectory.png (the keyframe with its heatmap
+    and the path) and overlay.mp4."""
+    from tvau.report import overlay
+
+    heat_arr = np.stack(frames.heat) if frames.heat else np.zeros((0, 1, 1), np.float16)
     buf = io.BytesIO()
-    np.savez_compressed(buf, heatmap=heat_arr, source_frame=np.asarray(src_index, np.int64),
-                        fps=np.float64(meta.fps), sampled_fps=np.float64(eff_fps),
-                        frame_size=np.asarray(src_size, np.int64))
-    regions = np.concatenate(region_rows) if region_rows else np.zeros((0, 6))
-    src_arr = np.asarray(src_index, np.int64)
-    frames_pq = _parquet_bytes({"frame": src_arr, "time_s": src_arr / meta.fps, "score": np.asarray(scores)})
+    np.savez_compressed(buf, heatmap=heat_arr, source_frame=np.asarray(frames.src_index, np.int64),
+                        fps=np.float64(meta.fps), sampled_fps=np.float64(frames.eff_fps),
+                        frame_size=np.asarray(frames.src_size, np.int64))
+    regions = frames.regions
+    src_arr = np.asarray(frames.src_index, np.int64)
+    frames_pq = _parquet_bytes({"frame": src_arr, "time_s": src_arr / meta.fps, "score": np.asarray(frames.scores),
+                                "smoothed": smoothed, "flagged": smoothed > threshold})
     regions_pq = _parquet_bytes({
         "frame": regions[:, 0].astype(np.int64), "time_s": regions[:, 0] / meta.fps,
         "x1": regions[:, 1].astype(np.int64), "y1": regions[:, 2].astype(np.int64),
         "x2": regions[:, 3].astype(np.int64), "y2": regions[:, 4].astype(np.int64), "score": regions[:, 5]})
-    top = max(dialogue, key=lambda d: d["max_score"]) if dialogue else None
-    explanation = " ".join(t["answer"] for t in top["turns"][1:]) if top else ""
-    traj = _png_bytes(_trajectory_image(best[1], src_size, path_points, explanation[:24]))
-    dialogue_json = json.dumps({"questions": list(cfg.questions), "escalate_level": cfg.escalate_level,
-                                "clips": clip_rows, "escalated": dialogue}, indent=2, sort_keys=True).encode()
-    timings["decode_and_outputs_s"] += time.perf_counter() - t0
-    n_esc = sum(1 for r in clip_rows if r["escalated"])
-    summary = {
-        "max_score": float(max(scores)) if scores else 0.0,
-        "mean_score": float(np.mean(scores)) if scores else 0.0,
-        "anomalous_frame_share": float(np.mean(np.asarray(scores) >= cfg.escalate_level)) if scores else 0.0,
-        "clips": len(clip_rows), "escalated_clips": n_esc, "sampled_frames": len(scores),
-        "regions": len(regions),
-        "peak_time_s": float(src_index[int(np.argmax(scores))] / meta.fps) if scores else None,
-        "explanation": explanation,
-        "top_answers": top["turns"] if top else [],
-    }
-    video = {"width": meta.width, "height": meta.height, "fps": meta.fps, "declared_frames": meta.num_frames,
-             "codec": meta.codec, "sampled_fps": eff_fps, "model_input": [H, W]}
-    return {"files": {"heatmap.npz": buf.getvalue(), "frames.parquet": frames_pq, "regions.parquet": regions_pq,
-                      "trajectory.png": traj, "overlay.mp4": overlay_bytes, "dialogue.json": dialogue_json},
-            "summary": summary, "video": video}
+    _, frame, heat = frames.keyframe
+    background = None if frame is None else overlay(frame, heat)
+    traj = _png_bytes(_trajectory_image(background, frames.src_size, frames.path_points, label[:24]))
+    return {"heatmap.npz": buf.getvalue(), "frames.parquet": frames_pq, "regions.parquet": regions_pq,
+            "trajectory.png": traj, "overlay.mp4": frames.overlay}
 
 
 # ------------------------------------------------------------------------------------ batches

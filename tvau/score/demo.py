@@ -56,12 +56,15 @@ def score_night(model_uri: str, out_dir: str | Path = Path("outputs/demo/score")
                 params_path: str = "params.yaml", s3_data_dir: str | Path = Path(".tvau") / "s3",
                 loader=None) -> dict:
     """Upload a synthetic night (plus one corrupt file) and score it; returns the flow's summary
-    and prints where the report is (S3 and a local copy under out_dir)."""
+    and prints where the report is (S3 and a local copy under out_dir). Raises CalibrationError
+    (one line, naming the fix) when the model carries no calibration.json."""
     from flows.score import run
     from tvau.score.config import ScoreConfig
+    from tvau.score.model import check_calibration
     from tvau.score.s3io import make_client, put_bytes
     from tvau.storage import ensure_bucket, temporary_environ
 
+    check_calibration(model_uri)
     run_date = run_date or dt.date.today().isoformat()
     input_prefix = input_prefix.replace("{date}", run_date)
     night = _night(seed, videos, frames, size)
@@ -84,7 +87,11 @@ def score_night(model_uri: str, out_dir: str | Path = Path("outputs/demo/score")
                       params_path=params_path, report_dir=str(out_dir), loader=loader)
     c = summary["counts"]
     _say(f"scored {c['scored']}, up to date {c['skipped']}, quarantined {c['quarantined']}, failed {c['failed']}; "
-         f"{summary['escalated_clips']} of {summary['clips']} clips escalated to the language model")
+         f"{summary['flagged']} flagged anomalous; {summary['escalated_clips']} of {summary['clips']} clips "
+         "explained by the language model")
+    mon = summary.get("monitoring") or {}
+    if mon.get("drift"):
+        _say(f"drift: {'; '.join(mon['reasons'])}")
     _say(f"report: {summary['report']}  (local copy: {summary.get('local_report')})")
     return summary
 

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from tvau.model.trained import model_digest
+from tvau.score.verdict import Calibration, CalibrationError, read_calibration
 
 
 def load_trained_model(path: str, params=None):
@@ -39,10 +40,26 @@ class LoadedModel:
     run_id: str | None  # MLflow run that produced it, when known
     digest: str  # sha256 over adapters + model.json: what "the same model" means for skipping
     input_size: tuple[int, int]  # (height, width) the adapters were trained at
+    calibration: Calibration | None = None  # the model directory's calibration.json
+    calibration_error: str | None = None  # why there is none (the message names the fix)
 
     def identity(self) -> dict:
         return {"uri": self.uri, "name": self.name, "version": self.version, "run_id": self.run_id,
-                "digest": self.digest, "local_dir": self.local_dir}
+                "digest": self.digest, "local_dir": self.local_dir,
+                "calibration_sha256": self.calibration.digest if self.calibration else None}
+
+    def require_calibration(self) -> Calibration:
+        """The calibration nightly verdicts need; CalibrationError naming the fix without one."""
+        if self.calibration is None:
+            raise CalibrationError(self.calibration_error or f"{self.uri}: no calibration")
+        return self.calibration
+
+
+def check_calibration(uri: str) -> Calibration:
+    """Resolve `uri` and read its calibration without loading the model: a night is refused
+    before any video is touched when the model cannot give verdicts."""
+    local, *_ = resolve_model_dir(uri)
+    return read_calibration(local)
 
 
 def _registry_metadata(uri: str) -> tuple[str | None, str | None, str | None]:
@@ -98,7 +115,14 @@ def get_model(uri: str, params=None, loader: Callable | None = None) -> LoadedMo
                 clip = ClipConfig()
             _CACHE[key] = LoadedModel(model, uri, str(local), name, version, run_id, digest,
                                       (int(clip.height), int(clip.width)))
-        return _CACHE[key]
+        loaded = _CACHE[key]
+        # Read on every call: the calibration can be replaced (`tvau evaluate --calibration-out`)
+        # without changing the model's weights.
+        try:
+            loaded.calibration, loaded.calibration_error = read_calibration(local), None
+        except CalibrationError as exc:
+            loaded.calibration, loaded.calibration_error = None, str(exc)
+        return loaded
 
 
 @dataclass
@@ -143,6 +167,17 @@ class ClipModel:
         self.timer.clips += len(clips)
         self.timer.frames += sum(len(c) for c in clips)
         return encs, heats
+
+    def frame_maps(self, encs: Sequence) -> list[np.ndarray]:
+        """Each clip's per-frame heatmaps at the model's input size (T, H, W): what a frame's score
+        is taken from (tvau.score.verdict.frame_peak), exactly as `tvau evaluate` takes it."""
+        import torch
+
+        t0 = time.perf_counter()
+        with torch.inference_mode():
+            out = [self.loaded.model.heatmap_frames(e).numpy().astype(np.float32) for e in encs]
+        self.timer.vision_s += time.perf_counter() - t0
+        return out
 
     def ask(self, encs: Sequence, questions: Sequence[str], max_new_tokens: int) -> list[list[dict]]:
         """The questions as one multi-turn dialogue per clip: [[{"question", "answer"}, ...], ...].
