@@ -15,6 +15,8 @@ from pathlib import Path
 
 import typer
 
+from tvau import cpu
+
 app = typer.Typer(no_args_is_help=True)
 
 
@@ -25,6 +27,7 @@ def _fail(msg: str) -> None:
 
 def _run(stage: str, data: Path, out: Path, init: Path | None, params_path: Path, checkpoints: Path | None,
          resume: bool, stop_after: int = 0) -> None:
+    cpu.pin_cpu_kernels()  # before torch: the same trained bits on any x86-64 CPU (DeepSpeed's ranks inherit it)
     from tvau.config import ParamsError, load_params
     from tvau.model.trained import TrainedModelError
     from tvau.train.data import TrainingDataError
