@@ -14,7 +14,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: demo test install bench clean-venv system-deps
+.PHONY: demo test test-fast install bench clean-venv system-deps
 
 install: $(STAMP)
 
@@ -41,6 +41,12 @@ system-deps:
 test: $(STAMP) system-deps
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/pytest -q
+
+# The quick loop while editing: no servers, no multi-process training, no end-to-end pipeline runs
+# (tests marked `slow` or `services`); `make test` runs everything.
+test-fast: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/pytest -q -m "not slow and not services"
 
 demo: $(STAMP)
 	$(VENV)/bin/tvau demo
