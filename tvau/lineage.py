@@ -150,23 +150,40 @@ def _resolve_datasets(root: Path, datasets: list[dict], sources: set[str], commi
     return sorted(footage, key=lambda f: f["path"]), differ
 
 
+def _logged_model_dir(uri: str, dst: str) -> Path:
+    """The trained-model directory of a version exactly as it was logged (download_model would point
+    its model.json at a bundled backbone, which changes the bytes the digest was taken of)."""
+    import mlflow
+
+    from tvau.registry.pyfunc import ARTIFACT_KEY
+
+    local = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=dst))
+    spec = yaml.safe_load((local / "MLmodel").read_text()) or {}
+    entry = (((spec.get("flavors") or {}).get("python_function") or {}).get("artifacts") or {}).get(ARTIFACT_KEY)
+    if not entry:
+        raise ValueError(f"{uri}: not a tvau model (no '{ARTIFACT_KEY}' artifact)")
+    return local / entry["path"]
+
+
 def _verify_model(uri: str, version) -> list[dict]:
     """Download the version's artifacts and recompute their digest against the one registered with it
     (tag tvau.adapters_digest; a version registered without one differs from nothing, and says so)."""
     import tempfile
 
+    from mlflow.exceptions import MlflowException
+
     from tvau.model.trained import model_digest
-    from tvau.registry.resolve import download_model
 
     want = (version.tags or {}).get("tvau.adapters_digest")
+    what = f"{uri} (adapters and model.json as logged)"
     with tempfile.TemporaryDirectory(prefix="tvau-verify-") as tmp:
         try:
-            got = model_digest(download_model(uri, tmp))
-        except ValueError as exc:
-            return [{"path": uri, "expected": want, "got": f"cannot download: {exc}"}]
+            got = model_digest(_logged_model_dir(uri, tmp))
+        except (ValueError, OSError, MlflowException) as exc:
+            return [{"path": what, "expected": want, "got": f"cannot read the artifacts: {exc}"}]
     if want is None:
-        return [{"path": f"{uri} (adapters and model.json)", "expected": "no digest registered", "got": got}]
-    return [] if got == want else [{"path": f"{uri} (adapters and model.json)", "expected": want, "got": got}]
+        return [{"path": what, "expected": "no digest registered", "got": got}]
+    return [] if got == want else [{"path": what, "expected": want, "got": got}]
 
 
 def model_lineage(uri: str, root: str | Path = ".", connect: Callable[[], Any] | None = None,

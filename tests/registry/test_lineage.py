@@ -112,7 +112,7 @@ def test_lineage_resolves_to_dvc_lock_and_footage(store, model_dir, dvc_repo, tm
         lineage("ftp://bucket/manifest.json", dvc_repo)
 
 
-def test_lineage_on_a_fresh_clone_and_verify(store, model_dir, dvc_repo, tmp_path):
+def test_lineage_on_a_fresh_clone_and_verify(store, model_dir, tiny_cache, dvc_repo, tmp_path):
     """A fresh clone has an empty DVC cache: after `dvc repro` (what `make demo` runs) every dataset
     resolves, the committed one from the working tree; --verify recomputes the digests and names a
     corrupted cache file; a committed output edited by hand is refused naming it."""
@@ -146,6 +146,22 @@ def test_lineage_on_a_fresh_clone_and_verify(store, model_dir, dvc_repo, tmp_pat
     params.write_text(f"seed: 3\nregistry:\n  store_dir: {tmp_path / 'mlflow'}\n")
     r = CliRunner().invoke(app, ["lineage", f"models:/tvau/{mv.version}", "--verify", "--params", str(params)])
     assert r.exit_code == 1 and f"DIFFERS data/synth/{video['relpath']}" in r.stdout, r.output
+    # a version registered as the retrain flow does (its adapters' digest as a tag) with its local
+    # backbone bundled: download_model repoints model.json at the bundle, verify reads the logged bytes
+    from tvau.model.tiny import ensure_tiny
+    from tvau.model.trained import backbone_sha256, model_digest
+
+    backbone = str(ensure_tiny(tiny_cache, 0))
+    bundled = _helpers.write_model_dir(tmp_path / "bundled", tiny_cache, backbone=backbone,
+                                       backbone_sha256=backbone_sha256(backbone))
+    run = PipelineRun.start(store, dvc_repo, name="bundled")
+    run.log_dvc(dvc_repo)
+    mv2 = models.register_candidate(log_pyfunc(bundled, run.run_id),
+                                    gates, {"micro_auc": 0.97}, "tvau",
+                                    identity={"key": "k", "adapters": model_digest(bundled)})
+    run.finish()
+    cached.write_bytes(cached.read_bytes()[:-1])  # the cache file as it was
+    assert lineage(f"models:/tvau/{mv2.version}", clone, verify=True)["verify"]["differ"] == []
     # an edited committed output: neither the cache nor the working tree holds the recorded bytes
     (clone / "data" / "backbone" / "model.bin").write_text("other weights\n")
     with pytest.raises(LineageError, match=r"data/backbone: neither the DVC cache .* nor the working tree"):
