@@ -163,3 +163,14 @@ def test_evaluate_writes_the_calibration_the_scorer_reads(s3_vars, night, model_
     client.put_object(Bucket="footage", Key=f"cal/{normal.name}", Body=normal.read_bytes())
     (got,) = score_prefix("s3://footage/cal/", "s3://results/cal", str(model), cfg, loader=loader, client=client)
     assert got.video_score == pytest.approx(block["threshold"]["value"], abs=1e-5)
+
+
+def test_a_flagged_video_without_a_sentence_says_why():
+    from tvau.score.summary import _unexplained
+
+    assert "not asked" in _unexplained({"answers": "[]"})
+    turns = [{"question": "Is there any anomaly in the video?", "answer": "Yes."},
+             {"question": "Describe the anomaly target's features.", "answer": "Yes."},
+             {"question": "From where to where does it move?", "answer": "It walks in a bag."}]
+    said = _unexplained({"answers": json.dumps(turns)})
+    assert "nothing readable" in said and "It walks in a bag." in said and "not asked" not in said

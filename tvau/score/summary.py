@@ -169,6 +169,16 @@ def _spans_html(spans: list[dict]) -> str:
     return "<ul class='spans'>" + "".join(items) + "</ul>"
 
 
+def _unexplained(r: dict) -> str:
+    """Why a flagged video has no sentence: its peak clip was not asked (under score.escalate_level),
+    or it was and the answers state nothing the vocabulary can read (then they are shown verbatim)."""
+    turns = json.loads(r["answers"] or "[]")
+    if not turns:
+        return "<i>no explanation: the span's peak clip was below score.escalate_level, not asked</i>"
+    said = " / ".join(f"“{t['answer']}”" for t in turns[1:]) or f"“{turns[0]['answer']}”"
+    return f"<i>the answers state nothing readable:</i> {html.escape(said)}"
+
+
 def _flagged_html(client, r: dict, i: int, output_prefix: str, depth: int, cfg: ScoreConfig) -> str:
     esc = html.escape
     img = ""
@@ -176,7 +186,7 @@ def _flagged_html(client, r: dict, i: int, output_prefix: str, depth: int, cfg: 
         data = get_bytes(client, r["record"].rsplit("/", 1)[0] + "/trajectory.png", cfg)
         if data:
             img = f"<img alt='keyframe at the peak' src='data:image/png;base64,{base64.b64encode(data).decode()}'>"
-    say = esc(r["explanation"]) if r["explanation"] else "<i>no explanation (the peak clip was not asked)</i>"
+    say = esc(r["explanation"]) if r["explanation"] else _unexplained(r)
     note = f"<p class='q'>{esc(r['calibration_note'])}</p>" if r["calibration_note"] else ""
     return (f"<div class='video flagged'>{img}<div><h3>{i}. {esc(r['video'])}</h3>"
             f"<p>score {r['video_score']:.3f} &gt; threshold {r['threshold']:.3f}</p>"
