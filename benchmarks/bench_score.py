@@ -50,6 +50,14 @@ def _untrained_model_dir(out: Path) -> Path:
     card = {"format": "tvau-model/1", "model": p.model.model_dump(mode="json"), "seed": p.seed,
             "clip": p.clip.model_dump(mode="json"), "backbone": p.model.backbone, "backbone_sha256": None}
     (out / "model.json").write_text(json.dumps(card, indent=2, sort_keys=True))
+    # The scorer refuses a model without a calibration. A threshold of 0 flags every video, so each
+    # span's peak clip goes to the language model: the scorer's most expensive path.
+    from tvau.evaluate.calibration import fit
+
+    sampling = {"fps": p.score.sample_fps, "clip_frames": p.score.clip_frames, "stride": p.score.stride}
+    block = fit([0.0] * 20 + [1.0] * 20, [False] * 20 + [True] * 20, p.score.false_alarm_rate,
+                p.metrics.temporal_sigma / p.model.video_fps, sampling, 200, 0, 0.95, "validation")
+    (out / "calibration.json").write_text(json.dumps(block, indent=2, sort_keys=True))
     return out
 
 
@@ -122,7 +130,7 @@ def _throughput(model_uri: str, loader, tmp: Path) -> list[Row]:
         warm = base.model_copy(update={"escalate_level": 0.0, "max_new_tokens": 2})
         score_prefix(f"s3://footage/night/{files[0].name}", "s3://results/warmup", model_uri, warm, loader=loader,
                      client=client)
-        for level, what in ((1.0, "vision only"), (0.0, "dialogue on every clip")):
+        for level, what in ((1.0, "vision only"), (0.0, "dialogue on every flagged span")):
             for per_call in sorted({1, base.clips_per_call}):
                 cfg = base.model_copy(update={"escalate_level": level, "clips_per_call": per_call})
                 out = f"s3://results/bench-{level}-{per_call}"
@@ -200,7 +208,7 @@ def _child(key: str, model_uri: str, use_fallback: str) -> None:
     from tvau.score.s3io import make_client
 
     loader = _fallback_loader if use_fallback == "1" else None
-    cfg = ScoreConfig(escalate_level=1.0)
+    cfg = ScoreConfig(escalate_level=1.0, sample_fps=12.0)  # the rate the note names, not params.yaml's
     get_model(model_uri, None, loader)
     loaded_mb = _status_mb("VmRSS")
     # Loading the weights peaks above the steady state; reset the high-water mark (Linux >= 4.0:
