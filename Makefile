@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.tvau-installed
 
-# Keep every run offline and quiet (STACK.md: telemetry).
+# Keep every run offline and quiet: each of these tools otherwise sends usage telemetry.
 export DO_NOT_TRACK := 1
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export MLFLOW_DISABLE_TELEMETRY := true

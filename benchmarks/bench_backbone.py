@@ -1,4 +1,4 @@
-"""Does the frozen backbone see? AHD trained alone on cached taps, per backbone (issue 12).
+"""Does the frozen backbone see? AHD trained alone on cached taps, per backbone.
 
     python -m benchmarks backbone
 
@@ -416,7 +416,7 @@ def per_kind(videos: list[Video], frame: list[np.ndarray] | None = None,
 
 def _clip_features(heat: np.ndarray) -> np.ndarray:
     """What RAE's input holds about a clip, summarised: the heatmap (T', H', W') and its temporal
-    differences X[t] = H[t+1] - H[t] (METHOD.md section 5)."""
+    differences X[t] = H[t+1] - H[t] (docs/method.md section 5)."""
     m = heat.reshape(heat.shape[0], -1).max(1)
     d = np.abs(np.diff(heat, axis=0)).reshape(heat.shape[0] - 1, -1)
     return np.array([m.max(), m.mean(), m.std(), heat.mean(), np.percentile(heat, 99),

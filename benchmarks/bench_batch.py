@@ -8,7 +8,7 @@ the timed repeats after a warm-up, divided by the batch size (per clip):
     decode (greedy, one KV cache: tokens/s over all clips) | first turn = the sum | peak memory
 
 "before" = transformers' stock attention (one call per window, in a Python loop) at batch 1, which is
-how the model ran before issue 9; "after" = model.attn_implementation "auto" at every batch size.
+how the model ran before the one-call attention; "after" = model.attn_implementation "auto" at every batch size.
 Then one training step per clip (batch 1): stage 1 (vision + AHD backward + AdamW step) and stage 2
 (vision + RAE + LoRA through the LM, backward, step) with and without gradient checkpointing. And the
 equivalence of the new attention with the stock one at batch 1 (fp32: absolute, else relative).
@@ -339,7 +339,7 @@ def run() -> list[Row]:
     clips = [synthetic_clip(t, h, w, seed=i) for i in range(max(batches))]
     where = torch.cuda.get_device_name() if cuda else f"CPU, {torch.get_num_threads()} threads"
 
-    # "before": the stock per-window loop, one clip at a time (the code before issue 9); "after": auto.
+    # "before": the stock per-window loop, one clip at a time (the code before the one-call attention); "after": auto.
     plan = {f"before {att} b1": (att, 1) for att in before} | {f"after b{b}": ("auto", b) for b in batches}
     configs = _measure(model, plan, clips, new_tokens, repeats, warmup, sync, cuda)
     bb.set_attention("auto")

@@ -1,4 +1,4 @@
-"""The cascade on the synthetic validation split (issue 8): what escalating only the clips whose
+"""The cascade on the synthetic validation split: what escalating only the clips whose
 heatmap reaches the level saves, and what it costs in recall. Definitions: tvau/score/cascade.py.
 
     python -m benchmarks cascade [--model MODEL_URI_OR_DIR] [--data DATASET_DIR]

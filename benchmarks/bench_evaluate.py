@@ -1,4 +1,4 @@
-"""Where the main job's evaluation and data stages spent their time, before and after (issue 7):
+"""Where the main job's evaluation and data stages spent their time, before and after:
 
 - bootstrap: every metric's 95% interval over 1,000 resamples of 60 videos x 96 frames, the way
   `tvau evaluate` does it now (one pass over draw counts) against the per-resample recomputation
@@ -10,7 +10,7 @@
   per id). Outputs are identical in each pair (tests/evaluate/test_bootstrap.py,
   tests/data/test_video.py; the others checked by value below);
 - the model's heatmaps of four 96-frame videos, clips on the training grid (stride 12 of 24) against
-  non-overlapping clips (evaluate.heatmap_stride 0, session 8): the same heatmaps, checked below,
+  non-overlapping clips (evaluate.heatmap_stride 0): the same heatmaps, checked below,
   for about half the vision passes. Model: TVAU_BENCH_MODEL (--model), else data/models/tvau when
   the main job has made it, else untrained adapters on params' backbone (timing only).
 """

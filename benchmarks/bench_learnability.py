@@ -1,4 +1,4 @@
-"""Are the synthetic anomalies learnable from motion/shape rather than from colour? (issue 3)
+"""Are the synthetic anomalies learnable from motion/shape rather than from colour?
 
 An object-level probe on a freshly generated set. Every (video, object_id) track is read back from
 the rendered footage and its object-ID maps (not from the generator's internal state), and

@@ -1,4 +1,4 @@
-"""Nightly scoring (issue 8), through the real S3 server on loopback:
+"""Nightly scoring, through the real S3 server on loopback:
 
 - throughput: source frames per second of wall time for a small synthetic night, and the share of
   wall time spent outside the model (listing, download, decode, outputs, uploads): goal < 25%;

@@ -1,4 +1,4 @@
-"""Training step time per clip on this machine (issue 7), the default params' model and clip size:
+"""Training step time per clip on this machine, the default params' model and clip size:
 
 - the frozen vision pass of one clip (paid once per clip per run: the features are cached);
 - stage 1: AHD forward + backward + DeepSpeed step share, from cached taps;

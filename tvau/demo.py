@@ -159,7 +159,7 @@ def run_flow(summary_path: Path) -> bool:
     PREFECT_HOME says otherwise). Returns whether it completed."""
     os.environ.setdefault("PREFECT_HOME", str(REPO / ".tvau" / "prefect"))
     Path(os.environ["PREFECT_HOME"]).mkdir(parents=True, exist_ok=True)  # Prefect creates only the last level
-    # the temporary server's first start takes longer than Prefect's 20 s default on 2 cores (STACK.md)
+    # the temporary server's first start takes longer than Prefect's 20 s default on 2 cores
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
     from flows.retrain import retrain
 

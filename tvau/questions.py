@@ -6,7 +6,7 @@ so a reworded question changes every consumer at once (and DVC reruns each stage
 
 from __future__ import annotations
 
-# T-VAU's first question and its follow-ups (METHOD.md section 7), in dialogue order.
+# T-VAU's first question and its follow-ups (docs/method.md section 7), in dialogue order.
 Q_ANOMALY = "Is there any anomaly in the video?"
 Q_TARGET = "Describe the anomaly target's features."
 Q_MOTION = "What is its motion state?"
@@ -14,7 +14,7 @@ Q_FROM_TO = "From where to where does it move?"
 Q_ENV = "Describe the environment."
 FOLLOW_UPS: tuple[str, ...] = (Q_TARGET, Q_MOTION, Q_FROM_TO, Q_ENV)
 
-# Phase A of the curriculum (holistic narratives; METHOD.md section 6).
+# Phase A of the curriculum (holistic narratives; docs/method.md section 6).
 Q_OBJECTS = "Describe the people and objects in the video."
 Q_MOVES = "How does each of them move?"
 

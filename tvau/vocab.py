@@ -1,15 +1,15 @@
 """The closed vocabularies shared by the generator, the annotation stages, the prompts and the
 dialogue: one place, so that a word means the same thing everywhere.
 
-Sources: event classes and the 3x3 position words are the paper's (METHOD.md sections 3 and 7);
-motion states follow the thesis' timeline wording (METHOD.md section 8).
+Sources: event classes and the 3x3 position words are the paper's (docs/method.md sections 3 and 7);
+motion states follow the thesis' timeline wording (docs/method.md section 8).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-# The 12 event classes of the anchor prompt set (METHOD.md section 3), in the paper's order.
+# The 12 event classes of the anchor prompt set (docs/method.md section 3), in the paper's order.
 EVENT_CLASSES: tuple[str, ...] = (
     "person running",
     "people fighting",
@@ -54,10 +54,10 @@ ACTIONS: tuple[str, ...] = (
     "skateboarding", "throwing", "flying", "driving", "dropped", "loitering", "gathering",
 )
 
-# Measured motion states of an object timeline (METHOD.md section 8).
+# Measured motion states of an object timeline (docs/method.md section 8).
 MOTION_STATES: tuple[str, ...] = ("static", "small movement", "walking", "fast", "cross-region")
 
-# The 3x3 grid position words (METHOD.md section 7), row-major from the top-left cell.
+# The 3x3 grid position words (docs/method.md section 7), row-major from the top-left cell.
 REGIONS_3X3: tuple[str, ...] = (
     "top-left", "top", "top-right",
     "left", "middle", "right",

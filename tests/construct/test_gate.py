@@ -83,7 +83,7 @@ def test_gate_passes_then_blocks_a_broken_table(workdir, tiny_synth):
     assert after == built  # nothing downstream was overwritten
 
 
-# ---------------------------------------------------------------- the gate fails closed (issue 11)
+# ---------------------------------------------------------------- the gate fails closed
 #
 # Each case starts from a copy of the construction tables that passes, so the only problem is the
 # one planted. "No traceback" = the command ended through typer's Exit, not an uncaught exception.

@@ -46,7 +46,7 @@ def test_unreadable_video(tmp_path):
         probe(bad)
 
 
-# ------------------------------------------------------------- codecs: no silent fallback (issue 11)
+# ------------------------------------------------------------- codecs: no silent fallback
 
 
 def test_unknown_codec_is_an_error_not_a_silent_mpeg4(tmp_path):

@@ -152,7 +152,7 @@ def test_bad_boxes_and_empty_ground_truth_are_errors():
 
 
 def reference_rbdc_tbdc(gt, det, num_frames, alpha=0.1, beta=0.1):
-    """A direct loop over METHOD.md section 9, one detection at a time (distinct scores)."""
+    """A direct loop over docs/method.md section 9, one detection at a time (distinct scores)."""
     regions = [(v, int(r[0]), int(r[1]), r[2:6]) for v, rows in gt.items() for r in rows]
     tracks = {}
     for i, (v, t, _, _) in enumerate(regions):

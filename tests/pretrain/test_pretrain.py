@@ -1,4 +1,4 @@
-"""The embedded backbone's pretraining (issue 12): world footage without anomaly labels, generic
+"""The embedded backbone's pretraining: world footage without anomaly labels, generic
 per-patch targets, a deterministic model directory that loads like Qwen2.5-VL-7B-Instruct."""
 
 from __future__ import annotations

@@ -22,7 +22,7 @@ CLIP = {"num_frames": 4, "stride": 2, "height": 56, "width": 56, "cover_tail": T
 
 def write_model_dir(out: Path, cache_dir: str, seed: int = 0, backbone: str = "embedded:tiny",
                     backbone_sha256: str | None = None) -> Path:
-    """A trained-model directory in the contract's format (CONTRACT.md), from TVAU.save_adapters of
+    """A trained-model directory in the format of tvau/model/trained.py, from TVAU.save_adapters of
     a freshly initialised model: real weights and a real file, not a trained model."""
     from tvau.model.config import ModelConfig
     from tvau.model.tvau import TVAU

@@ -1,4 +1,4 @@
-"""Batched model calls in scoring (issue 8) on the tiny model: `clips_per_call` clips through the
+"""Batched model calls in scoring on the tiny model: `clips_per_call` clips through the
 vision tower in one call and several clips' dialogues decoded together give the same heatmaps
 (float tolerance) and the same answers as one clip at a time, and scoring through the real S3
 server explains each anomalous span once, on its peak clip."""

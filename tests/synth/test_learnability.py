@@ -1,4 +1,4 @@
-"""Rendered anomalies are told apart from normal objects by motion/shape, not by colour (issue 3).
+"""Rendered anomalies are told apart from normal objects by motion/shape, not by colour.
 
 A small version of benchmarks/bench_learnability.py (which reports the full table on 120 videos):
 object tracks are read back from the rendered mp4 and id maps, and a standardised logistic
@@ -8,7 +8,7 @@ occur only as anomalies, so their look may differ; people share one clothing sam
 
 Measured with this setup on seeds 0-6: people colour AUROC 0.26-0.76 (seed 0: 0.57; a tiny set is
 noisy), people motion/shape 0.96-1.00, all-objects motion/shape 0.95-0.99. Dressing the anomalous
-people in one unique colour (a generator bug of the kind issue 3 forbids) drives the people colour
+people in one unique colour (a generator bug: the anomaly would be learnable from colour alone) drives the people colour
 AUROC to 1.0, so the 0.85 bound catches a real shortcut without tripping on noise.
 """
 

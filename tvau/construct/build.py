@@ -4,7 +4,7 @@ Output directory (one DVC output, a few large files):
   clips.parquet                  one row per clip (video, split, start, stop, shard, row)
   ahd/{split}-{k:03d}.npz        masks (N, T', H', W') uint8: the anomaly masks pooled to the
                                  patch grid (logical OR over each frame pair, nearest resize to
-                                 H' = clip.height / patch, W' = clip.width / patch; METHOD.md
+                                 H' = clip.height / patch, W' = clip.width / patch; docs/method.md
                                  section 4); frame_labels (N, T) uint8; clip_id (N,) int64
   sft/phase_a_{split}.jsonl      holistic narratives (tvau/construct/dialogue.py)
   sft/phase_b_{split}.jsonl      anomaly-focused dialogues from the kept refined targets; every

@@ -1,6 +1,6 @@
 """Annotation construction parameters (params.yaml: construct).
 
-METHOD.md section 8 describes the three stages; only the tracking gate is a published (thesis)
+docs/method.md section 8 describes the three stages; only the tracking gate is a published (thesis)
 value. Every other number here is our documented default, chosen for the synthetic footage and
 meant to be tuned per dataset: none of them is the paper's setting.
 """

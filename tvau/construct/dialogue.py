@@ -1,7 +1,7 @@
-"""Multi-turn SFT dialogues (METHOD.md section 7) from timelines and refined targets.
+"""Multi-turn SFT dialogues (docs/method.md section 7) from timelines and refined targets.
 
 Phase A (holistic appearance and motion narratives) and phase B (anomaly-focused, from the
-refined descriptions) of the stage-2 curriculum (METHOD.md section 6). Each record is one clip:
+refined descriptions) of the stage-2 curriculum (docs/method.md section 6). Each record is one clip:
 
   {"id", "phase", "video", "split", "source", "start", "stop" (exclusive), "anomalous",
    "messages": [{"role": "user"|"assistant", "content": str}, ...],

@@ -1,4 +1,4 @@
-"""Stage 1: frame-wise structured annotation (METHOD.md section 8, step 1).
+"""Stage 1: frame-wise structured annotation (docs/method.md section 8, step 1).
 
 Per frame and object: category, attributes (colours, clothing), inclusive box, centroid, 3x3
 region, and whether it overlaps the anomaly mask. Writes three tables into one directory:

@@ -1,7 +1,7 @@
 """The LVLM annotator: prompt the backbone for JSON, validate it against a schema, retry when the
 answer is malformed, and fall back (counted) or fail with the last answers when it never is.
 
-The paper's annotation prompts were not published (METHOD.md section 8); these are ours. The
+The paper's annotation prompts were not published (docs/method.md section 8); these are ours. The
 schema is strict: categories, colours and actions must be vocabulary words and boxes must lie
 inside the frame, so a hallucinated word is a malformed answer, not a new class.
 """

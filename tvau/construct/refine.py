@@ -1,4 +1,4 @@
-"""Stage 3: anomaly-focused refinement (METHOD.md section 8, step 3).
+"""Stage 3: anomaly-focused refinement (docs/method.md section 8, step 3).
 
 For each anomalous target (a timeline that overlaps the anomaly mask):
 1. render the frames of its anomalous span with the background outside the target's anomaly

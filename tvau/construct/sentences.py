@@ -1,8 +1,8 @@
 """Sentence templates: appearance phrases, trajectory sentences and dialogue answers.
 
-The paper's annotators were LVLMs/LLMs with unpublished prompts (METHOD.md section 8); these
+The paper's annotators were LVLMs/LLMs with unpublished prompts (docs/method.md section 8); these
 templates produce the same kind of content ("moves from left to middle", "almost static") from
-the structured annotation, deterministically, with the 3x3 region words of METHOD.md section 7.
+the structured annotation, deterministically, with the 3x3 region words of docs/method.md section 7.
 """
 
 from __future__ import annotations

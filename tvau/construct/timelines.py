@@ -1,4 +1,4 @@
-"""Stage 2: object timelines (METHOD.md section 8, step 2).
+"""Stage 2: object timelines (docs/method.md section 8, step 2).
 
 Links each video's detections into tracks (tvau/construct/tracking.py), then describes each
 track's evolution: regions visited in order, displacement, speed, motion state and a trajectory

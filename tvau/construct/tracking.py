@@ -1,5 +1,5 @@
 """Linking per-frame detections into tracks: Hungarian matching on centroid distance with a gate
-(METHOD.md section 8; the thesis gated at max(H, W) / 10).
+(docs/method.md section 8; the thesis gated at max(H, W) / 10).
 
 Each open track predicts where its object is now from a constant-velocity model, so two people
 whose paths cross keep their identities (the nearest *predicted* position, not the nearest last

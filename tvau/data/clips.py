@@ -1,4 +1,4 @@
-"""Clip sampling and mask pooling (METHOD.md sections 2 and 4).
+"""Clip sampling and mask pooling (docs/method.md sections 2 and 4).
 
 The model sees clips of `num_frames` frames (paper: 24) starting every `stride` frames (paper: 12),
 resized to (height, width). Ground-truth masks are pooled to the backbone's patch grid T'xH'xW':

@@ -2,7 +2,7 @@
 
 Frames and masks are streamed, never held whole: a record knows where its video lives and how to
 decode a frame range. Box coordinates are inclusive pixels (x2 is the last column inside the box),
-as in the RBDC/TBDC tooling (METHOD.md section 9).
+as in the RBDC/TBDC tooling (docs/method.md section 9).
 """
 
 from __future__ import annotations

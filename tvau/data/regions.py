@@ -1,4 +1,4 @@
-"""Ground-truth regions from object masks: the RBDC/TBDC convention (METHOD.md section 10).
+"""Ground-truth regions from object masks: the RBDC/TBDC convention (docs/method.md section 10).
 
 A region is the bounding box of the largest contour of an object's pixels in one frame, in
 inclusive pixel coordinates (x2 is the last column inside, so width = x2 - x1 + 1).

@@ -1,4 +1,4 @@
-"""ShanghaiTech Campus reader (METHOD.md section 10).
+"""ShanghaiTech Campus reader (docs/method.md section 10).
 
     training/videos/{vid}.avi                 normal training videos (split "train")
     testing/frames/{vid}/{NNN}.jpg            test frames, 0-based (split "test")

@@ -1,4 +1,4 @@
-"""UBnormal reader (METHOD.md section 10); also reads our synthetic footage (same layout).
+"""UBnormal reader (docs/method.md section 10); also reads our synthetic footage (same layout).
 
     Scene{N}/{video}.mp4
     Scene{N}/{video}_annotations/{video}_{frame:04d}_gt.png   object ids per frame (0 = background)

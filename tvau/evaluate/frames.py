@@ -3,9 +3,9 @@
 A scorer is any callable `record -> iterable of (h, w) float heatmaps in [0, 1]`, one per frame in
 order; an ndarray (num_frames, h, w) is such an iterable, so a model that returns whole arrays and
 the streaming baseline both fit. Maps smaller than the frame are upsampled (bilinear) to the frame
-size before anything is measured, as METHOD.md section 4 prescribes for per-frame output.
+size before anything is measured, as docs/method.md section 4 prescribes for per-frame output.
 
-Choices the paper did not publish (METHOD.md 9), all from MetricsConfig and recorded in the output:
+Choices the paper did not publish (docs/method.md 9), all from MetricsConfig and recorded in the output:
 - frame score = maximum over the pixels of the frame's heatmap ("max"; or "mean"), optionally
   smoothed over time with a Gaussian of `temporal_sigma` frames (off by default);
 - pixel AUROC over every pixel (or every `pixel_stride`-th row and column) from streamed histograms

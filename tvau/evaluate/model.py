@@ -16,7 +16,7 @@ overlapping clips (stride 12 of 24) only computed every heatmap twice
 (tests/evaluate/test_batched_eval.py checks stride 24 against 12). RAE does look across the clip:
 the dialogue clips keep the training grid (clip.stride) and are encoded besides when off the grid.
 
-Dialogue (METHOD.md sections 7 and 9): on `evaluate.dialogue_clips_per_video` clips per video (the
+Dialogue (docs/method.md sections 7 and 9): on `evaluate.dialogue_clips_per_video` clips per video (the
 clips with most anomalous frames, then the one nearest the middle) the model is asked the paper's
 first question and, for anomalous clips, the follow-ups in the training order (target, motion,
 from-where-to-where), each turn after its own previous answers. The yes/no truth is the clip's

@@ -1,4 +1,4 @@
-"""The evaluation of a trained model beside the baseline: data/metrics/evaluate.json (CONTRACT.md),
+"""The evaluation of a trained model beside the baseline: data/metrics/evaluate.json,
 per-video tables and plots (data/evaluate/), and `load_eval` for the gates.
 
 evaluate.json:

@@ -1,6 +1,6 @@
 """Evaluation parameters (params.yaml: metrics).
 
-Where the paper is silent (METHOD.md section 9: frame score, heatmap -> boxes, BLEU variant), the
+Where the paper is silent (docs/method.md section 9: frame score, heatmap -> boxes, BLEU variant), the
 default named here is ours and says so; every such choice is recorded in metrics.json.
 """
 
@@ -31,11 +31,11 @@ class BaselineConfig(Section):
 class MetricsConfig(Section):
     rbdc_alpha: float = Field(0.1, gt=0, le=1)  # IoU threshold for a region hit (Ramachandra & Jones 2020)
     tbdc_beta: float = Field(0.1, gt=0, le=1)  # share of a track's regions that must be hit (same paper)
-    # Heatmap -> frame score. Not published (METHOD.md 9); "max" over pixels is the obvious default.
+    # Heatmap -> frame score. Not published (docs/method.md 9); "max" over pixels is the obvious default.
     frame_score: Literal["max", "mean"] = "max"
     # Gaussian smoothing of frame scores over time (frames, 0 = off). Not published; off by default.
     temporal_sigma: float = Field(4.0, ge=0)
-    # Heatmap -> region detections for RBDC/TBDC (METHOD.md 9: not published, results depend on it).
+    # Heatmap -> region detections for RBDC/TBDC (docs/method.md 9: not published, results depend on it).
     # "components": connected components of the heatmap at each level; "boxes": the dataset's
     # object boxes (an oracle detector) scored by the heatmap maximum inside; "motion": the boxes of
     # a non-learned motion detector (the baseline's own components, same levels) scored by the

@@ -1,4 +1,4 @@
-"""Frame- and pixel-level metrics (METHOD.md section 9).
+"""Frame- and pixel-level metrics (docs/method.md section 9).
 
 - micro-AUC: ROC-AUC over the frames of all videos pooled (scikit-learn's roc_auc_score).
 - macro-AUC, UBnormal convention: per video, the labels become [0] + labels + [1] and the scores

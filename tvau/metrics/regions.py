@@ -1,4 +1,4 @@
-"""RBDC and TBDC (Ramachandra & Jones, WACV 2020) exactly as METHOD.md section 9 specifies.
+"""RBDC and TBDC (Ramachandra & Jones, WACV 2020) exactly as docs/method.md section 9 specifies.
 
 Inputs
 - ground-truth regions: one row per (anomalous track, frame) with an inclusive box x1, y1, x2, y2;
@@ -27,7 +27,7 @@ positive does not depend on the order, and a region is detected at the first thr
 any detection that matches it, so the sweep reduces to per-region minima of the step index over
 matching (detection, region) pairs, found by joining both tables on (video, frame).
 
-Heatmaps become detections through one of three named options (METHOD.md 9 says the paper did not
+Heatmaps become detections through one of three named options (docs/method.md 9 says the paper did not
 publish how; results depend on it):
 - "components": threshold the heatmap (upsampled to frame size) at each level, take the 8-connected
   components, one box per component (its inclusive bounding box), score = heatmap maximum inside the
@@ -36,7 +36,7 @@ publish how; results depend on it):
   i.e. an oracle detector, which flatters the result), each scored by the heatmap maximum inside it.
 - "motion": "boxes" with a real, non-learned detector: the "components" of the background-
   subtraction baseline's heatmap (tvau/baseline.py), each box scored by the evaluated heatmap's
-  maximum inside it. The second option of METHOD.md 9 without an oracle: the model decides which
+  maximum inside it. The second option of docs/method.md 9 without an oracle: the model decides which
   moving or changed regions are anomalous, the detector only where they are. The baseline itself,
   being that detector, keeps its own "components" rows (tvau/evaluate/frames.py).
 """

@@ -1,4 +1,4 @@
-"""Dialogue metrics (METHOD.md section 9): BLEU-4 and yes/no accuracy.
+"""Dialogue metrics (docs/method.md section 9): BLEU-4 and yes/no accuracy.
 
 The paper reports BLEU-4 without naming the implementation, so both common readings are given,
 on sacrebleu's 0-100 scale (as the paper's 62.67 / 88.84):

@@ -1,4 +1,4 @@
-"""AHD, the Anomaly Heatmap Decoder (METHOD.md section 4), and its stage-1 loss.
+"""AHD, the Anomaly Heatmap Decoder (docs/method.md section 4), and its stage-1 loss.
 
 Per tapped vision block i an MLP maps each position's feature to the LLM width D; a true cosine
 similarity over D against the two text anchors (normal, abnormal), times a fixed logit scale of 100,
@@ -47,7 +47,7 @@ def heatmap_from_logits(logits: torch.Tensor) -> torch.Tensor:
 
 def pool_masks(masks: torch.Tensor | np.ndarray, grid_thw: tuple[int, int, int], temporal_patch: int = 2) -> torch.Tensor:
     """Ground-truth pixel masks (T, H, W) bool -> the patch grid (T', H', W') bool tensor, with the
-    pooling rule of tvau.data.clips.pool_masks (OR over each frame pair, nearest resize; METHOD.md
+    pooling rule of tvau.data.clips.pool_masks (OR over each frame pair, nearest resize; docs/method.md
     section 4), checked against the grid the vision tower produced."""
     from tvau.data.clips import pool_masks as pool_np
 

@@ -42,7 +42,7 @@ QWEN25VL_7B_PREPROCESSOR = {
 
 
 def qwen25vl_7b_config(ids: TokenIds = QWEN25VL_7B_IDS):
-    """Qwen2.5-VL-7B-Instruct: vision 32 blocks x 1280, LLM 28 layers x 3584 (METHOD.md section 2).
+    """Qwen2.5-VL-7B-Instruct: vision 32 blocks x 1280, LLM 28 layers x 3584 (docs/method.md section 2).
 
     `ids` are the special-token ids the config points at (default: the 7B tokenizer's). Another
     tokenizer's ids can be given (tvau.model.random_backbone pairs the 7B shapes with the offline

@@ -1,4 +1,4 @@
-"""One attention call per vision block for Qwen2.5-VL's windowed vision tower (issue 9).
+"""One attention call per vision block for Qwen2.5-VL's windowed vision tower.
 
 transformers' `Qwen2_5_VLVisionAttention` (5.24) has two branches. If the configured implementation
 name contains "flash" (`is_flash_attention_requested`), it calls the attention function ONCE with the

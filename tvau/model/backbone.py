@@ -111,7 +111,7 @@ class Backbone(nn.Module):
         self.attn_implementation = apply(self.model, choice)
         return self.attn_implementation
 
-    # --- sub-modules (STACK.md: model.model.visual / language_model, model.lm_head) ---
+    # --- sub-modules (transformers' layout: model.model.visual / language_model, model.lm_head) ---
     @property
     def visual(self):
         return self.model.model.visual
@@ -184,7 +184,7 @@ class Backbone(nn.Module):
                                         num_frames=int(frames.shape[0])))
         return results
 
-    # --- text anchors S (METHOD.md section 3) ---
+    # --- text anchors S (docs/method.md section 3) ---
     @torch.no_grad()
     def anchors(self) -> torch.Tensor:
         """S (2, D) float32: per state, the mean over sentences of the mean input embedding of each
@@ -211,7 +211,7 @@ class Backbone(nn.Module):
         return build_prompt(self.tokenizer, self.table, self.system_prompt, turns, n, num_anomaly_tokens)
 
     def position_ids(self, prompt: Prompt, grid_thw: torch.Tensor | None) -> torch.Tensor:
-        """3-D M-RoPE positions (3, 1, L) from transformers' get_rope_index (STACK.md)."""
+        """3-D M-RoPE positions (3, 1, L) from transformers' get_rope_index."""
         ids = prompt.input_ids.to(self.device)
         if grid_thw is None:  # text only: plain 1-D positions on all three axes
             return torch.arange(ids.shape[1], device=self.device).view(1, 1, -1).expand(3, 1, -1)

@@ -1,4 +1,4 @@
-"""The dialogue layout: Qwen2.5-VL's chat format plus the anomaly prompt block (METHOD.md sections 5, 7).
+"""The dialogue layout: Qwen2.5-VL's chat format plus the anomaly prompt block (docs/method.md sections 5, 7).
 
 One user turn carrying the clip looks like
 
@@ -158,12 +158,12 @@ def answer_loss(logits: torch.Tensor, labels: torch.Tensor, first_token_weight: 
     token of each answer counts w times. That token is the answer's decision ("Yes" or "No" to "Is
     there any anomaly in the video?"); in a plain mean it is one of about 65 answer tokens of a phase-B
     dialogue, and the embedded 2-layer LM left it at chance while learning the descriptions (params.yaml,
-    train.rae_first_token_weight). w = 1 is the paper's loss (METHOD.md section 6).
+    train.rae_first_token_weight). w = 1 is the paper's loss (docs/method.md section 6).
 
     first_token_only: the mean over the answers' first tokens alone (the yes/no warm-up, phase Q of
     train.rae_epochs_q). With the rest of "Yes." in the loss, the "." that the language pretraining
     never put after "Yes" (it says "Yes, ...": cross-entropy 7.9 at the first step) dominated the early
-    gradients and the decision stayed at chance (note on issue 7)."""
+    gradients and the decision stayed at chance."""
     pred, target = logits[:, :-1].flatten(0, 1).float(), labels[:, 1:]
     if first_token_weight == 1.0 and not first_token_only:
         return F.cross_entropy(pred, target.flatten(), ignore_index=-100)

@@ -1,6 +1,6 @@
 """Parameters of the backbone and the two trained modules (params.yaml: model).
 
-Every default is either the paper's setting (METHOD.md) or, where the paper is silent, our documented
+Every default is either the paper's setting (docs/method.md) or, where the paper is silent, our documented
 choice; the comment on each field says which.
 """
 
@@ -64,7 +64,7 @@ class ModelConfig(Section):
     # LM when stage 2 is set; it acts in training mode (model.train()).
     gradient_checkpointing: bool = False
 
-    # --- AHD (METHOD.md section 4) ---
+    # --- AHD (docs/method.md section 4) ---
     # Tapped vision blocks, 0-based, as indexes of a `tap_reference_depth`-block tower. The paper's text
     # names 0, 7, 15, 31; the author's code also tapped 23, and only the five taps reproduce the
     # paper's ~25 M AHD parameters (four give 19.9 M), so the five are the default.
@@ -74,7 +74,7 @@ class ModelConfig(Section):
     ahd_hidden: int  # hidden width of each per-tap MLP C -> ahd_hidden -> D (from the profile; paper: 1024)
     logit_scale: float = 100.0  # multiplies the cosine similarity (paper)
 
-    # --- RAE (METHOD.md section 5) ---
+    # --- RAE (docs/method.md section 5) ---
     rae_channels: tuple[int, int, int] = (32, 48, 96)  # the three Conv2d widths (not published; default)
     rae_hidden: int = 1024  # hidden width of the region and global MLPs 96 -> 1024 -> D (our choice)
     rae_base_tokens: int = 10  # learnable base tokens per step (paper)
@@ -100,7 +100,7 @@ class ModelConfig(Section):
         """The values of the backbone-specific keys (those PROFILES sets) in this configuration."""
         return {k: getattr(self, k) for k in PROFILES["qwen2.5-vl-7b"]}
 
-    # --- LoRA on the language model (METHOD.md section 6) ---
+    # --- LoRA on the language model (docs/method.md section 6) ---
     lora_r: int = 16
     lora_alpha: int = 32
     lora_dropout: float = 0.05

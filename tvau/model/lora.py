@@ -1,4 +1,4 @@
-"""LoRA on the language model through peft (METHOD.md section 6: rank 16, alpha 32, dropout 0.05,
+"""LoRA on the language model through peft (docs/method.md section 6: rank 16, alpha 32, dropout 0.05,
 q_proj and v_proj). Injected in place (no PeftModel wrapper) so the backbone keeps its structure;
 only the LLM is targeted, never the vision tower (its fused `qkv` would not match anyway)."""
 

@@ -1,4 +1,4 @@
-"""The normal / abnormal prompt set whose embeddings become AHD's text anchors S (METHOD.md section 3).
+"""The normal / abnormal prompt set whose embeddings become AHD's text anchors S (docs/method.md section 3).
 
 The 12 event classes are the paper's (tvau.vocab.EVENT_CLASSES). The paper published only the first
 state phrases and templates ("no {} present", "surveillance video without {}", "{}", "CCTV footage

@@ -1,4 +1,4 @@
-"""RAE, the Region-aware Anomaly Encoder (METHOD.md section 5).
+"""RAE, the Region-aware Anomaly Encoder (docs/method.md section 5).
 
 From AHD's class logits H_c (T', 2, H', W') it makes (T'-1) x 20 prompt tokens of width D:
 motion cue X[t] = H_c[t+1] - H_c[t] (on class probabilities by default, see ModelConfig.rae_input),

@@ -1,4 +1,4 @@
-"""The trained-model directory (CONTRACT.md): what training writes, the registry uploads, and the
+"""The trained-model directory: what training writes, the registry uploads, and the
 evaluator and the scorer load.
 
     DIR/adapters.safetensors   AHD + RAE + LoRA weights, consolidated (never a ZeRO shard),
@@ -134,7 +134,7 @@ def resolve(uri_or_path: str | Path) -> Path:
     """A local trained-model directory for a path or an MLflow `models:/` / `runs:/` URI."""
     s = str(uri_or_path)
     if s.startswith(("models:/", "runs:/")):
-        # The registry (tvau/registry, owned by another stream) downloads it; imported lazily so that
+        # The registry (tvau/registry) downloads it; imported lazily so that
         # training and evaluation work without the registry installed.
         from tvau.registry.resolve import download_model
 

@@ -1,4 +1,4 @@
-"""T-VAU: the frozen Qwen2.5-VL backbone plus AHD, RAE and LoRA (METHOD.md sections 1-7).
+"""T-VAU: the frozen Qwen2.5-VL backbone plus AHD, RAE and LoRA (docs/method.md sections 1-7).
 
 One clip, one vision pass: `encode` runs the vision tower once; its tapped maps feed AHD and its merged
 tokens feed the LM. `heatmap` reads the abnormal channel; `chat` answers a question in a multi-turn
@@ -11,7 +11,7 @@ dialogue with the RAE prompt tokens placed after the video.
     r = model.chat(clip, "Is there any anomaly in the video?")
     r = model.chat(clip, "What is its motion state?", history=r.history)
 
-Batches (issue 9): `encode_batch`, `heatmap_batch`, `chat_batch` and `dialogue_loss_batch` take a list of
+Batches: `encode_batch`, `heatmap_batch`, `chat_batch` and `dialogue_loss_batch` take a list of
 clips: one vision-tower call for all of them, AHD and RAE over the stacked clips, one left-padded LM
 prefill and one KV cache for greedy decoding. The single-clip methods are batches of one.
 """
@@ -178,7 +178,7 @@ class TVAU(nn.Module):
     @torch.no_grad()
     def heatmap_frames(self, clip) -> torch.Tensor:
         """(T, H, W) float32 in [0, 1] at the input frame resolution: each temporal slice bilinearly
-        upsampled to the frame size and repeated for its two frames (METHOD.md section 4)."""
+        upsampled to the frame size and repeated for its two frames (docs/method.md section 4)."""
         enc = self._encoding(clip)
         h = self.heatmap(enc)
         fh, fw = enc.vision.frame_size

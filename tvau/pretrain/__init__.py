@@ -1,2 +1,2 @@
 """Pretraining of the embedded backbone's vision tower on a synthetic world where every action is
-ordinary (issue 12): the stand-in for a vendor's pretraining of Qwen2.5-VL."""
+ordinary: the stand-in for a vendor's pretraining of Qwen2.5-VL."""

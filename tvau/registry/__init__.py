@@ -1,4 +1,4 @@
-"""Gates, MLflow tracking and the model registry (issue 7, second half).
+"""Gates, MLflow tracking and the model registry.
 
 - `policy` / `gates`: registry/policy.yaml and the pure gate check (evaluate.json + policy +
   champion metrics -> report).

@@ -1,7 +1,7 @@
 """The registry's gates: a pure function of the evaluation report, the policy and the champion's
 metrics. No MLflow, no files: `check_gates(evaluation, policy, champion) -> GateReport`.
 
-`evaluation` is data/metrics/evaluate.json (CONTRACT.md): {"model": {metric: {"value", "low",
+`evaluation` is data/metrics/evaluate.json (tvau/evaluate/report.py): {"model": {metric: {"value", "low",
 "high"}}, "baseline": {...}, "majority_yes_no": float, "holdout": {"model": ..., "baseline": ...}}.
 A missing or null number fails its gate (and says so): a gate never passes on absent evidence.
 """

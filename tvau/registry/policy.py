@@ -9,7 +9,7 @@ from pydantic import Field, ValidationError, field_validator
 
 from tvau.configbase import Section, read_yaml_mapping
 
-# The metric keys of data/metrics/evaluate.json (CONTRACT.md): fractions in [0, 1].
+# The metric keys of data/metrics/evaluate.json (tvau/evaluate/report.py): fractions in [0, 1].
 METRICS = ("micro_auc", "macro_auc", "pixel_auroc", "rbdc", "tbdc", "yes_no_accuracy", "bleu4_target",
            "bleu4_trajectory")
 

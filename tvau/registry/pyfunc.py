@@ -1,4 +1,4 @@
-"""The trained-model directory (CONTRACT.md: adapters.safetensors + model.json) as an MLflow pyfunc.
+"""The trained-model directory (tvau/model/trained.py: adapters.safetensors + model.json) as an MLflow pyfunc.
 
 The adapters travel as an artifact (a few MB for the tiny model, tens of MB on the 7B). The backbone
 travels only when it is a local directory no larger than `bundle_backbone_mb` (e.g. the pretrained
@@ -27,7 +27,7 @@ import numpy as np
 
 from tvau.score.verdict import CALIBRATION_FILE  # the per-video threshold, inside the model directory
 
-MODEL_FORMAT = "tvau-model/1"  # model.json "format" (CONTRACT.md)
+MODEL_FORMAT = "tvau-model/1"  # model.json "format" (tvau/model/trained.py)
 ARTIFACT_KEY = "trained_model"  # the pyfunc artifact holding the trained-model directory
 BACKBONE_KEY = "backbone"  # the pyfunc artifact holding a bundled local backbone directory
 

@@ -1,4 +1,4 @@
-"""`models:/...` or `runs:/...` URI -> a local trained-model directory (CONTRACT.md).
+"""`models:/...` or `runs:/...` URI -> a local trained-model directory (tvau/model/trained.py).
 
 T's `tvau.model.trained.load_trained(uri)` calls `download_model` for registry URIs; S's scoring
 loads its model through that. The registered artifact is a pyfunc model whose artifact

@@ -1,7 +1,7 @@
 """MLflow tracking for one pipeline run: a parent run, one child run per stage, the DVC lineage.
 
 Everything goes through `MlflowClient` with explicit run ids, never the fluent "active run": the
-active run is per thread and Prefect runs tasks in worker threads (STACK.md).
+active run is per thread and Prefect runs tasks in worker threads.
 
 Datasets: every output that `dvc.lock` records becomes an MLflow input of the parent run, a
 `MetaDataset` whose digest IS the DVC hash (md5, or "<md5>.dir" for a directory: 36 characters,

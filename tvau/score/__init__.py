@@ -1,4 +1,4 @@
-"""Nightly batch scoring of footage in S3 (issue 8): plain functions, no Prefect.
+"""Nightly batch scoring of footage in S3: plain functions, no Prefect.
 
 core.py (list, batch, score one video, manifests, quarantine), s3io.py (client, retries, resumable
 streaming), media.py (input checks, sampled clips), model.py (loading once per worker, the cascade's

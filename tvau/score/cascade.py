@@ -1,4 +1,4 @@
-"""What the cascade saves and what it costs, measured on labelled footage (issue 8).
+"""What the cascade saves and what it costs, measured on labelled footage.
 
 Every clip of the split is cut exactly as nightly scoring cuts it and goes through the same batched
 calls (`ClipModel`, `clips_per_call` clips per call): the vision tower + AHD give the clip's heatmap

@@ -2,7 +2,7 @@
 and the clip-level calls of the cascade.
 
 Loading goes through ONE function, `load_trained_model`, which calls
-`tvau.model.trained.load_trained` (CONTRACT.md, written by the training stream). `ClipModel` is
+`tvau.model.trained.load_trained` (the directory training writes). `ClipModel` is
 the only place that calls the model, through its batched entry points: up to `clips_per_call`
 clips go through the vision tower and AHD in one `TVAU.encode_batch` call, and the dialogues of
 up to `clips_per_call` escalated clips are decoded together, one `TVAU.chat_batch` call per

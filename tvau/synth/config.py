@@ -1,6 +1,6 @@
 """Synthetic footage parameters (params.yaml: synth).
 
-None of these numbers comes from the paper: the generator is ours (issue 3). Defaults are chosen so
+None of these numbers comes from the paper: the generator is ours. Defaults are chosen so
 that `tvau synth` builds a 60-video set at 256x256 in about a minute on 2 cores, and so that every
 clip sampler (24 frames, stride 12) sees several clips per video.
 """

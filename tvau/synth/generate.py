@@ -1,4 +1,4 @@
-"""Build a synthetic dataset in the UBnormal layout (METHOD.md section 10), plus the sidecars the
+"""Build a synthetic dataset in the UBnormal layout (docs/method.md section 10), plus the sidecars the
 annotation pipeline reads (object_names.csv, attributes.jsonl, synth_manifest.json).
 
     DIR/Scene{N}/{video}.mp4

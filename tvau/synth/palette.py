@@ -1,7 +1,7 @@
 """Colours and clothing of the synthetic actors.
 
 Every person, normal or anomalous, draws clothing from the same sampler, so that colour never
-identifies an anomaly (issue 3): anomalies must be learned from shape and motion.
+identifies an anomaly: anomalies must be learned from shape and motion.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ The dialogue's first answer is greedy: "Yes" when logit("Yes") > logit("No"), a 
 margin. On the embedded LM that threshold is a lottery: the margin ranks anomalous clips above normal
 ones (AUC about 0.7 on validation) in every run, but where 0 falls depends on float-level details of
 training. Two `make demo` runs whose heatmaps agreed to 1e-4 answered 1 of 30 and 30 of 30 normal
-validation clips "Yes" (note on issue 7). So after stage 2 the margins of the training clips (phase B's
+validation clips "Yes". So after stage 2 the margins of the training clips (phase B's
 first question, truth from the clip's answer) are computed and the threshold that maximises their
 balanced accuracy is kept as TVAU.decision_offset. The answer's first word is then "Yes" or "No" by
 that threshold (TVAU restricts the first token to the two words); the rest is the LM's greedy text.

@@ -1,6 +1,6 @@
 """Training parameters of both stages (params.yaml: train). Used by tvau/train/loop.py.
 
-The paper (METHOD.md section 6) publishes AdamW with a peak learning rate of 1e-3 and 10% warm-up
+The paper (docs/method.md section 6) publishes AdamW with a peak learning rate of 1e-3 and 10% warm-up
 for AHD (batch 1, gradient accumulation 8) and 2e-4 for stage 2 in bf16; epochs, schedules and
 weight decay were not published, so those defaults are ours, sized for the embedded tiny backbone
 on 2 CPU cores (the main job's budget). On a GPU set `precision: bf16` and launch with `deepspeed`.

@@ -1,6 +1,6 @@
 """DeepSpeed set-up for CPU (one process, gloo) and GPU (the `deepspeed` launcher), one code path.
 
-CPU facts this relies on (STACK.md, "DeepSpeed on CPU"): the process-group variables must exist
+CPU facts this relies on (DeepSpeed on CPU): the process-group variables must exist
 (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT), else DeepSpeed tries MPI discovery;
 DS_ACCELERATOR=cpu selects the CPU accelerator; passing a torch optimizer object (no `optimizer`
 block) and switching off the shm comm op avoid JIT-compiling C++ ops (~2 minutes on 2 cores);
@@ -47,7 +47,7 @@ def setup_environment() -> None:
         os.environ["TVAU_PICKED_MASTER_PORT"] = os.environ["MASTER_PORT"]
     import deepspeed.ops
 
-    # No JIT build of the shared-memory all-reduce op on CPU (STACK.md); gloo does the collectives.
+    # No JIT build of the shared-memory all-reduce op on CPU; gloo does the collectives.
     deepspeed.ops.__compatible_ops__["deepspeed_shm_comm"] = False
 
 

@@ -1,4 +1,4 @@
-"""One DeepSpeed trainer for both T-VAU stages (METHOD.md section 6).
+"""One DeepSpeed trainer for both T-VAU stages (docs/method.md section 6).
 
     stage "ahd" (1): AHD only, pixel cross-entropy against the pooled masks (tvau.model.ahd.ahd_loss);
     stage "rae" (2): RAE + LoRA with AHD frozen, next-token loss on the assistant answers
