@@ -118,21 +118,12 @@ def _dataset_files(repo, root: Path, path: str, digest: str, commit: str | None)
                        f"run `dvc pull`, or check out commit {commit or '(unknown)'}")
 
 
-def _md5(path: Path) -> str:
-    import hashlib
-
-    h = hashlib.md5()  # DVC addresses content by md5; not a security use
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _resolve_datasets(root: Path, datasets: list[dict], sources: set[str], commit: str | None,
                       verify: bool) -> tuple[list[dict], list[dict]]:
     """Find every dataset's bytes (recording where) and list the footage of the source datasets with
     sha256. `verify`: recompute each file's md5 against the hash DVC recorded for it."""
     from dvc.repo import Repo
+    from dvc_data.hashfile.hash import file_md5  # DVC's own content hash, the one dvc.lock records
 
     from tvau.storage import sha256_file
 
@@ -143,7 +134,7 @@ def _resolve_datasets(root: Path, datasets: list[dict], sources: set[str], commi
             d["files"] = len(files)
             if verify:
                 differ += [{"path": rel, "expected_md5": md5, "md5": got} for rel, f, md5 in files
-                           if (got := _md5(f)) != md5]
+                           if (got := file_md5(str(f))) != md5]
             if d["stage"] in sources:
                 footage += [{"path": rel, "sha256": sha256_file(f)} for rel, f, _ in files
                             if Path(rel).suffix.lower() in FOOTAGE_SUFFIXES]
