@@ -2,7 +2,8 @@
 metrics. No MLflow, no files: `check_gates(evaluation, policy, champion) -> GateReport`.
 
 `evaluation` is data/metrics/evaluate.json (tvau/evaluate/report.py): {"model": {metric: {"value", "low",
-"high"}}, "baseline": {...}, "majority_yes_no": float, "holdout": {"model": ..., "baseline": ...}}.
+"high"}}, "baseline": {...}, "majority_yes_no": float, "holdout": {"model": ..., "baseline": ...}}; the
+model blocks also nest the word metrics, {group: {key: {"value", "low", "high"}}}, named "group.key".
 A missing or null number fails its gate (and says so): a gate never passes on absent evidence.
 """
 
@@ -12,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tvau.registry.policy import Policy
+from tvau.registry.policy import LOWER_IS_BETTER, Policy
 
 
 @dataclass(frozen=True)
@@ -70,7 +71,9 @@ def read_eval(path: str | Path) -> dict[str, Any]:
 
 
 def _num(block: dict | None, metric: str, end: str) -> float | None:
-    entry = (block or {}).get(metric)
+    entry = block
+    for part in metric.split("."):  # "group.key" names a nested word metric
+        entry = entry.get(part) if isinstance(entry, dict) else None
     if isinstance(entry, dict):
         v = entry.get(end)
     else:  # tolerate a bare number for "value"
@@ -91,6 +94,13 @@ def check_gates(evaluation: dict[str, Any], policy: Policy,
         v = _num(model, metric, b)
         add(Gate(f"min.{metric}", v is not None and v >= minimum, v, minimum,
                  f"model {metric} ({b}) >= {minimum}" if v is not None else f"model {metric} ({b}) missing"))
+
+    # A maximum's conservative end is the top of the interval: "bound: low" asks for the high end.
+    top = "high" if b == "low" else "value"
+    for metric, maximum in policy.maximums.items():
+        v = _num(model, metric, top)
+        add(Gate(f"max.{metric}", v is not None and v <= maximum, v, maximum,
+                 f"model {metric} ({top}) <= {maximum}" if v is not None else f"model {metric} ({top}) missing"))
 
     majority = evaluation.get("majority_yes_no")
     majority = float(majority) if isinstance(majority, (int, float)) else None
@@ -113,6 +123,21 @@ def check_gates(evaluation: dict[str, Any], policy: Policy,
             detail = (f"model {metric} ({b}) > baseline on the {split} set" if v is not None and ref is not None
                       else f"{metric} missing for the model or the baseline on the {split} set")
             add(Gate(f"{prefix}.{metric}", ok, v, ref, detail))
+
+    # Point values on both sides, as for the champion: the question is whether what the model learnt
+    # carries over to videos of a seed it never saw, and a shortfall beyond the tolerance says it did not.
+    holdout, within = (evaluation.get("holdout") or {}).get("model"), policy.holdout_within.tolerance
+    for metric in policy.holdout_within.metrics:
+        v, ref = _num(holdout, metric, "value"), _num(model, metric, "value")
+        if v is None or ref is None:
+            add(Gate(f"holdout_within.{metric}", False, v, None,
+                     f"{metric} missing on the validation or the holdout set"))
+        elif metric in LOWER_IS_BETTER:
+            add(Gate(f"holdout_within.{metric}", v <= ref + within, v, ref + within,
+                     f"holdout {metric} <= validation {ref:.4f} + tolerance {within}"))
+        else:
+            add(Gate(f"holdout_within.{metric}", v >= ref - within, v, ref - within,
+                     f"holdout {metric} >= validation {ref:.4f} - tolerance {within}"))
 
     tol = policy.champion.tolerance
     for metric in policy.champion.metrics:
