@@ -142,15 +142,14 @@ def test_several_dialogue_clips_per_video_still_split_into_pieces_of_one_pass(pa
     assert pieces == [(0, a, a + per_batch) for a in range(0, len(records), per_batch)]
     out = [piece_scores(str(trained), str(footage), "all", a, b, p, None, "t") for _, a, b in pieces]
     model = load_trained(trained, p)
-    asked: list[int] = []  # clips per opening-question batch of the whole pass
-    chat_batch = model.chat_batch
+    asked: list[int] = []  # clips per dialogue batch of the whole pass
+    dialogue_batch = model.dialogue_batch
 
-    def counting(clips, questions, histories=None, **kw):
-        if histories is None:
-            asked.append(len(clips))
-        return chat_batch(clips, questions, histories, **kw)
+    def counting(clips, questions, **kw):
+        asked.append(len(clips))
+        return dialogue_batch(clips, questions, **kw)
 
-    model.chat_batch = counting
+    model.dialogue_batch = counting
     m_whole, _, d_whole, _, _ = model_scores(model, records, p, {}, False, "x")
     assert asked == [per_batch * clips_per_video] * (len(records) // per_batch)
     assert len(d_whole) == clips_per_video * len(records)

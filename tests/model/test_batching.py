@@ -127,8 +127,8 @@ def test_chat_batch_equals_one_at_a_time(model):
     """Different clip sizes, questions and histories (so prompt lengths differ and left padding is
     real): token-for-token the same answers, and the same prefill logits on every real position."""
     clips = _clips()
-    questions = [Q_ANOMALY, "Describe the environment.", "What is its motion state?"]
-    histories = [None, [(Q_ANOMALY, "yes, a person is running")], None]
+    questions = [Q_ANOMALY, "Describe the environment.", "How does it move?"]
+    histories = [None, [(Q_ANOMALY, "yes, a person is running fast")], None]
     n_new = 12
     with torch.no_grad():
         encs = model.encode_batch(clips)

@@ -41,6 +41,9 @@ from tvau.data.config import ClipConfig
 from tvau.data.record import VideoRecord
 from tvau.questions import Q_ANOMALY, Q_FROM_TO, Q_MOTION, Q_TARGET
 
+# The evaluated dialogue: the opening question to every clip, the follow-ups to the anomalous ones.
+DIALOGUE = (Q_ANOMALY, Q_TARGET, Q_MOTION, Q_FROM_TO)
+
 
 @dataclass
 class DialogueResult:
@@ -87,11 +90,11 @@ class ModelScorer:
     Batching (the same numbers as one clip at a time: tests/evaluate/test_batched_eval.py):
     `batch` clips of a video share one vision call (TVAU.encode_batch), and the dialogue clips of
     `videos_per_dialogue_batch` consecutive videos (batch // dialogue_per_video, so up to `batch`
-    clips) are answered together (TVAU.chat_batch: one prefill, one KV cache, each answer cut at its
-    own end token), turn by turn. A dialogue batch never splits a video's clips, so a run over a
-    stretch of videos that starts at a multiple of it answers in the batches of one pass
-    (run.plan_pieces). Dialogues still pending when the last video is scored are answered by
-    flush(), which score_set calls; `dialogues` is in video order."""
+    clips) are answered together (TVAU.dialogue_batch: one prefill of the clips' videos and one KV
+    cache for all the turns, each answer cut at its own end token). A dialogue batch never splits a
+    video's clips, so a run over a stretch of videos that starts at a multiple of it answers in the
+    batches of one pass (run.plan_pieces). Dialogues still pending when the last video is scored are
+    answered by flush(), which score_set calls; `dialogues` is in video order."""
 
     model: object  # TVAU
     clip: ClipConfig
@@ -114,30 +117,28 @@ class ModelScorer:
         """Answer every pending dialogue (first question for all; the follow-ups, in the training
         order, for the anomalous clips, each turn after its own previous answers)."""
         pending, self._pending, self._pending_videos = self._pending, [], 0
-        m = self.max_new_tokens
         for i in range(0, len(pending), max(1, self.batch)):
             group = pending[i:i + max(1, self.batch)]
-            with torch.no_grad():
-                first = self.model.chat_batch([p.enc for p in group], Q_ANOMALY, max_new_tokens=m)
-                for p, r in zip(group, first):
-                    p.result.answer = r.answer
-                follow = [(p, r) for p, r in zip(group, first) if p.result.truth]
-                hist = [r.history for _, r in follow]
-                answers: list[list[str]] = [[] for _ in follow]
-                for q in (Q_TARGET, Q_MOTION, Q_FROM_TO):
-                    if not follow:
-                        break
-                    rs = self.model.chat_batch([p.enc for p, _ in follow], q, hist, max_new_tokens=m)
-                    hist = [r.history for r in rs]
-                    for a, r in zip(answers, rs):
-                        a.append(r.answer)
-                for (p, _), a in zip(follow, answers):
-                    p.result.target, p.result.motion, p.result.trajectory = a
-                    if p.ref and p.ref.get("yes_no") == "yes":
-                        p.result.ref_target, p.result.ref_trajectory = p.ref["target"], p.ref["trajectory"]
-                        p.result.ref_motion, p.result.ref_fields = p.ref["motion"], p.ref.get("fields")
+            self._answer(group)
             self.dialogues.extend(p.result for p in group)
         return self.dialogues
+
+    def _answer(self, group: list[_Pending]) -> None:
+        """One dialogue batch (TVAU.dialogue_batch: the clips' video prefilled once, the follow-ups
+        asked in the same KV cache), filled into the clips' results."""
+        anomalous = [k for k, p in enumerate(group) if p.result.truth]
+        with torch.no_grad():
+            dialogues = self.model.dialogue_batch([p.enc for p in group], DIALOGUE,
+                                                  max_new_tokens=self.max_new_tokens,
+                                                  follow_up=lambda _first: anomalous)
+        for p, turns in zip(group, dialogues):
+            p.result.answer = turns[0].answer
+            if not p.result.truth:
+                continue
+            p.result.target, p.result.motion, p.result.trajectory = (t.answer for t in turns[1:])
+            if p.ref and p.ref.get("yes_no") == "yes":
+                p.result.ref_target, p.result.ref_trajectory = p.ref["target"], p.ref["trajectory"]
+                p.result.ref_motion, p.result.ref_fields = p.ref["motion"], p.ref.get("fields")
 
     def _queue_dialogue(self, record: VideoRecord, digest: str, start: int, enc) -> None:
         labels = np.asarray(record.frame_labels)[start:start + self.clip.num_frames]

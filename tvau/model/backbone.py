@@ -77,6 +77,25 @@ class VisionOutput:
     num_frames: int  # T of the input clip
 
 
+@dataclass
+class Decoding:
+    """A batch of B conversations in one KV cache, between prefill/extend and greedy_steps (or
+    between turns): what continuing each row needs. L below is the cache length."""
+
+    cache: object  # transformers DynamicCache over L slots per row
+    mask: torch.Tensor | None  # (B, L) long, 0 on left padding and a stopped row's filler slots; None: no 0
+    next_pos: torch.Tensor  # (B,) long: each row's next M-RoPE position (its last real position + 1)
+    hidden: torch.Tensor | None  # (B, D) output of the last column, the next token's; None once decoded from
+
+    def select(self, rows: Sequence[int]) -> None:
+        """Keep only `rows` (in that order): the conversations that go on."""
+        idx = torch.tensor(list(rows), dtype=torch.long, device=self.next_pos.device)
+        self.cache.batch_select_indices(idx)
+        self.next_pos = self.next_pos[idx]
+        self.mask = None if self.mask is None else self.mask[idx]
+        self.hidden = None if self.hidden is None else self.hidden[idx]
+
+
 class Backbone(nn.Module):
     """A frozen Qwen2.5-VL with the entry points T-VAU needs. Build with `load_backbone`."""
 
@@ -99,6 +118,7 @@ class Backbone(nn.Module):
         if self.table.anomaly_pad == self.model.config.video_token_id:
             raise ValueError("the anomaly pad token aliases the video token")
         self._anchors: torch.Tensor | None = None
+        self._next_turn: dict[str, list[int]] = {}
         for p in self.model.parameters():
             p.requires_grad_(False)
         self.attn_implementation = self.set_attention(attn_implementation)
@@ -288,29 +308,47 @@ class Backbone(nn.Module):
                             first_logit_bias: torch.Tensor | None = None) -> list[list[int]]:
         """Greedy decoding of B left-padded prompts with one KV cache: inputs_embeds (B, L, D), position_ids
         (3, B, L), attention_mask (B, L) (None: no padding). Returns each sample's new token ids, without
-        the stop token. After its prompt every new token of a sample advances all three M-RoPE axes by
-        one from that sample's maximum position (Qwen2.5-VL's rope-delta rule). A finished sample is fed
-        the end-of-text token until all have stopped; those steps are masked out and never read.
-        first_logit_bias (B, V), optional: added to the logits of the first new token only (the yes/no
-        decision: -inf outside "Yes"/"No" and the threshold TVAU.decision_offset)."""
+        the stop token (prefill, then greedy_steps: see there)."""
+        state = self.prefill(inputs_embeds, position_ids, attention_mask)
+        return self.greedy_steps(state, max_new_tokens, first_logit_bias)
+
+    @torch.no_grad()
+    def prefill(self, inputs_embeds: torch.Tensor, position_ids: torch.Tensor,
+                attention_mask: torch.Tensor | None = None) -> Decoding:
+        """Run B left-padded prompts into a fresh KV cache: inputs_embeds (B, L, D), position_ids (3, B, L),
+        attention_mask (B, L) (None: no padding). Returns the state that greedy_steps decodes from."""
         from transformers import DynamicCache
 
-        b = inputs_embeds.shape[0]
         cache = DynamicCache(config=self.model.config.text_config)
+        out = self.language_model(inputs_embeds=inputs_embeds, attention_mask=attention_mask,
+                                  position_ids=position_ids, cache=cache, use_cache=True)
+        if attention_mask is not None:  # padded slots hold position 0; the max is over real tokens only
+            next_pos = position_ids.masked_fill(attention_mask[None] == 0, 0).amax(dim=(0, 2)) + 1
+        else:
+            next_pos = position_ids.amax(dim=(0, 2)) + 1
+        return Decoding(cache, attention_mask, next_pos, out.last_hidden_state[:, -1])
+
+    @torch.no_grad()
+    def greedy_steps(self, state: Decoding, max_new_tokens: int,
+                     first_logit_bias: torch.Tensor | None = None) -> list[list[int]]:
+        """Greedy-decode the next answer of every row of `state` (fed a prompt or a turn by prefill or
+        extend) and return each row's new token ids, without the stop token. Every new token of a row
+        advances all three M-RoPE axes by one from that row's maximum position (Qwen2.5-VL's rope-delta
+        rule). A row that has stopped is fed the end-of-text token until all have stopped, in slots its
+        mask keeps out of every later attention (so its cache can go on with extend).
+        first_logit_bias (B, V), optional: added to the logits of the first new token only (the yes/no
+        decision: -inf outside "Yes"/"No" and the threshold TVAU.decision_offset)."""
+        if state.hidden is None:
+            raise ValueError("the last answer has not been closed: extend the state with the next turn first")
+        b = state.next_pos.shape[0]
         eot = self.tokenizer.convert_tokens_to_ids(ENDOFTEXT)
         stop = torch.tensor(sorted({self.table.im_end, eot}), device=self.device)
-        mask = attention_mask
-        out = self.language_model(inputs_embeds=inputs_embeds, attention_mask=mask, position_ids=position_ids,
-                                  cache=cache, use_cache=True)
-        if mask is not None:  # padded slots hold position 0; the max is over real tokens only
-            next_pos = position_ids.masked_fill(mask[None] == 0, 0).amax(dim=(0, 2)) + 1
-        else:
-            next_pos = position_ids.amax(dim=(0, 2)) + 1  # (B,)
         generated = torch.empty(b, 0, dtype=torch.long, device=self.device)
         done = torch.zeros(b, dtype=torch.bool, device=self.device)
         embed = self.language_model.get_input_embeddings()
+        hidden, state.hidden = state.hidden, None
         for step in range(max_new_tokens):
-            logits = self.model.lm_head(out.last_hidden_state[:, -1])  # (B, V)
+            logits = self.model.lm_head(hidden)  # (B, V)
             if step == 0 and first_logit_bias is not None:
                 logits = logits + first_logit_bias.to(logits)
             tok = logits.argmax(-1)  # (B,)
@@ -319,14 +357,60 @@ class Backbone(nn.Module):
                 break
             tok = tok.masked_fill(done, eot)
             generated = torch.cat([generated, tok[:, None]], dim=1)
-            if mask is not None:
-                mask = torch.cat([mask, (~done).long()[:, None]], dim=1)
-            pos = next_pos.view(1, b, 1).expand(3, b, 1)
-            next_pos = next_pos + 1
-            out = self.language_model(inputs_embeds=embed(tok[:, None]), attention_mask=mask, position_ids=pos,
-                                      cache=cache, use_cache=True)
+            live = (~done).long()
+            if state.mask is None and not bool(live.all()):  # the first masked slot of this batch
+                state.mask = torch.ones(b, state.cache.get_seq_length(), dtype=torch.long, device=self.device)
+            if state.mask is not None:
+                state.mask = torch.cat([state.mask, live[:, None]], dim=1)
+            pos = state.next_pos.view(1, b, 1).expand(3, b, 1)
+            state.next_pos = state.next_pos + live  # a stopped row's filler slots take no position
+            out = self.language_model(inputs_embeds=embed(tok[:, None]), attention_mask=state.mask,
+                                      position_ids=pos, cache=state.cache, use_cache=True)
+            hidden = out.last_hidden_state[:, -1]
         # eot is a stop token, so within a row it only appears from the step where that sample stopped.
         return [row[:row.index(eot)] if eot in row else row for row in generated.tolist()]
+
+    @torch.no_grad()
+    def extend(self, state: Decoding, ids: Sequence[Sequence[int]]) -> None:
+        """Feed each row of `state` its own (non-empty) token ids after its last answer, e.g. the tokens
+        that close the answer and open the next turn (next_turn_ids). Shorter rows are left-padded inside
+        the new block with masked slots, so every row's last token is in the last column, where the next
+        answer starts; the real ids take the row's next positions on all three M-RoPE axes."""
+        b = state.next_pos.shape[0]
+        if len(ids) != b or not all(ids):
+            raise ValueError(f"{b} rows need one non-empty id list each, got lengths {[len(i) for i in ids]}")
+        width = max(len(i) for i in ids)
+        block = torch.zeros(b, width, dtype=torch.long)  # id 0 in the padded slots: masked, never read
+        new_mask = torch.zeros(b, width, dtype=torch.long)
+        offsets = torch.zeros(b, width, dtype=torch.long)
+        for r, row in enumerate(ids):
+            block[r, width - len(row):] = torch.tensor(row)
+            new_mask[r, width - len(row):] = 1
+            offsets[r, width - len(row):] = torch.arange(len(row))
+        block, new_mask, offsets = (t.to(self.device) for t in (block, new_mask, offsets))
+        if state.mask is None and not bool(new_mask.all()):
+            state.mask = torch.ones(b, state.cache.get_seq_length(), dtype=torch.long, device=self.device)
+        if state.mask is not None:
+            state.mask = torch.cat([state.mask, new_mask], dim=1)
+        pos = (state.next_pos[:, None] + offsets).expand(3, b, width)
+        state.next_pos = state.next_pos + new_mask.sum(1)
+        embeds = self.language_model.get_input_embeddings()(block)
+        out = self.language_model(inputs_embeds=embeds, attention_mask=state.mask, position_ids=pos,
+                                  cache=state.cache, use_cache=True)
+        state.hidden = out.last_hidden_state[:, -1]
+
+    def next_turn_ids(self, question: str) -> list[int]:
+        """The ids that close an answer and ask `question` in the next turn, up to its assistant header:
+        what build_prompt puts between one answer's text and the next's (so the chat layout has one
+        definition). The same for every answer: cached per question."""
+        cached = self._next_turn.get(question)
+        if cached is None:
+            before = self.prompt([("", None)], None).input_ids[0]
+            after = self.prompt([("", ""), (question, None)], None).input_ids[0]
+            if not torch.equal(after[:before.numel()], before):
+                raise ValueError("build_prompt does not extend a conversation by appending to it")
+            cached = self._next_turn[question] = after[before.numel():].tolist()
+        return list(cached)
 
     @torch.no_grad()
     def generate(self, frames: np.ndarray | None, prompt: str, max_new_tokens: int = 64) -> str:

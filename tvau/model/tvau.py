@@ -14,13 +14,15 @@ dialogue with the RAE prompt tokens placed after the video.
 Batches: `encode_batch`, `heatmap_batch`, `chat_batch` and `dialogue_loss_batch` take a list of
 clips: one vision-tower call for all of them, AHD and RAE over the stacked clips, one left-padded LM
 prefill and one KV cache for greedy decoding. The single-clip methods are batches of one.
+`dialogue_batch` runs a whole multi-turn dialogue per clip in one KV cache: the video is prefilled
+once, each later turn appends only its own tokens.
 """
 
 from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -58,6 +60,7 @@ class ChatResult:
     answer: str
     heatmap: torch.Tensor | None  # (T', H', W') in [0, 1], None without AHD
     history: list[tuple[str, str]] = field(default_factory=list)  # all turns so far, this one included
+    tokens: list[int] | None = None  # the answer's generated ids, stop token excluded (dialogue_batch only)
 
 
 class TVAU(nn.Module):
@@ -257,6 +260,52 @@ class TVAU(nn.Module):
                                                     first_logit_bias=self._decision_bias(questions, histories))
         return [ChatResult(a, heatmap_from_logits(e.logits).cpu() if e.logits is not None else None,
                            [*(h or []), (q, a)]) for a, e, q, h in zip(answers, encs, questions, histories)]
+
+    @torch.no_grad()
+    def dialogue_batch(self, clips, questions: Sequence[str], max_new_tokens: int | None = None,
+                       follow_up: Callable[[list[ChatResult]], Iterable[int]] | None = None
+                       ) -> list[list[ChatResult]]:
+        """A whole dialogue per clip in ONE KV cache: `questions[0]` to every clip (the prompt, and for
+        Q_ANOMALY the decision bias, of chat_batch), then `questions[1:]` turn by turn to the clips that
+        `follow_up(first-turn results)` names by index (None: all). A later turn appends only its own
+        tokens (next_turn_ids) after each clip's generated ids, which serve as the history as they are:
+        chat_batch re-tokenises the decoded text instead, which may split it differently. Returns, per
+        clip, one ChatResult per turn it was asked (answer, heatmap as chat_batch, history, tokens)."""
+        n = len(clips)
+        if n == 0 or not questions:
+            return [[] for _ in range(n)]
+        encs = self._encodings(clips)
+        heats = [heatmap_from_logits(e.logits).cpu() if e.logits is not None else None for e in encs]
+        m = max_new_tokens or self.cfg.max_new_tokens
+        q0 = questions[0]
+        _, embeds, mask, pos = self._lm_batch(encs, [[(q0, None)] for _ in encs])
+        state = self.backbone.prefill(embeds, pos, mask if n > 1 else None)  # as chat_batch: no mask alone
+        tokens = self.backbone.greedy_steps(state, m, self._decision_bias([q0] * n, [None] * n))
+        dialogues = [[self._turn(q0, t, h, [])] for t, h in zip(tokens, heats)]
+        rows = self._follow_rows(follow_up, [d[0] for d in dialogues], n) if len(questions) > 1 else []
+        if rows and rows != list(range(n)):
+            state.select(rows)
+        for q in questions[1:] if rows else []:
+            self.backbone.extend(state, [self.backbone.next_turn_ids(q)] * len(rows))
+            for i, t in zip(rows, self.backbone.greedy_steps(state, m)):
+                dialogues[i].append(self._turn(q, t, heats[i], dialogues[i][-1].history))
+        return dialogues
+
+    def _turn(self, question: str, tokens: list[int], heatmap: torch.Tensor | None,
+              history: list[tuple[str, str]]) -> ChatResult:
+        """One dialogue turn's result from its generated ids (decoded as greedy_decode_batch does)."""
+        answer = self.backbone.tokenizer.decode(tokens, skip_special_tokens=True)
+        return ChatResult(answer, heatmap, [*history, (question, answer)], tokens)
+
+    @staticmethod
+    def _follow_rows(follow_up, first: list[ChatResult], n: int) -> list[int]:
+        """The sorted clip indices that go on after the first turn (all when follow_up is None)."""
+        if follow_up is None:
+            return list(range(n))
+        rows = sorted({int(i) for i in follow_up(first)})
+        if rows and not 0 <= rows[0] <= rows[-1] < n:
+            raise ValueError(f"follow_up named rows {rows} of a batch of {n}")
+        return rows
 
     def yes_no_ids(self) -> tuple[int, int] | None:
         """Token ids of "Yes" and "No" when each is one token (Qwen2.5's and the embedded tokenizers), else
