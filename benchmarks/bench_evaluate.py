@@ -157,6 +157,10 @@ def _heatmap_stride_rows() -> list[Row]:
     torch.set_num_threads(1)
     p = load_params()
     ref = os.environ.get("TVAU_BENCH_MODEL") or ("data/models/tvau" if Path("data/models/tvau").is_dir() else None)
+    if ref and ref.startswith(("models:/", "runs:/")):
+        from tvau.registry.resolve import download_model
+
+        ref = str(download_model(ref))
     model = load_trained(ref, p) if ref else TVAU.from_params(p).eval()
     with tempfile.TemporaryDirectory(prefix="bench_eval_") as tmp:
         data = "data/synth" if Path("data/synth").is_dir() else None

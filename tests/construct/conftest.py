@@ -44,7 +44,7 @@ def records(tiny_synth):
 @pytest.fixture(scope="session")
 def stages(tiny_synth, records, cfg, tmp_path_factory):
     """Run annotate -> timelines -> refine in-process (oracle); returns the tables and stats."""
-    from tvau.construct.annotators import make_annotator
+    from tvau.construct.choose import make_annotator
     from tvau.construct.frames import annotate_dataset, video_kinds
     from tvau.construct.refine import refine_targets
     from tvau.construct.sidecar import load_attributes

@@ -94,7 +94,7 @@ def test_masks_annotator_connected_components():
 
 def test_masks_annotator_runs_through_stages_one_and_two(records, tiny_synth):
     """The ShanghaiTech path (no attributes) on generated footage: valid tables, pixel colours."""
-    from tvau.construct.annotators import make_annotator
+    from tvau.construct.choose import make_annotator
     from tvau.construct.frames import annotate_dataset
     from tvau.construct.timelines import build_timelines
     from tvau.quality.tables import validate

@@ -1,6 +1,6 @@
 """Pluggable annotators for stage 1 (per frame, per object) and stage 3 (re-describe a target).
 
-Three kinds, chosen by params `construct.annotator`:
+Three kinds, chosen by params `construct.annotator` (tvau/construct/choose.py makes the one named):
   oracle  ground truth: object-id maps give boxes, the generator's sidecar gives category,
           colours, clothing and the action at each frame. The reference for synthetic data.
   masks   masks alone (ShanghaiTech): connected components of the mask give boxes, the mean
@@ -172,21 +172,3 @@ class MasksAnnotator(Annotator):
         else:
             colors = {}
         return Description(category=t.category, colors=colors)
-
-
-def make_annotator(cfg: ConstructConfig, dataset_root, model_cfg=None) -> Annotator:
-    """The annotator named by `cfg.annotator`, with what it needs loaded."""
-    if cfg.annotator == "oracle":
-        from tvau.construct.sidecar import load_attributes, load_object_names
-
-        return OracleAnnotator(cfg, load_attributes(dataset_root), load_object_names(dataset_root))
-    if cfg.annotator == "masks":
-        return MasksAnnotator(cfg)
-    if cfg.annotator == "lvlm":
-        from tvau.construct.lvlm import LVLMAnnotator
-        from tvau.model.backbone import load_backbone
-
-        if model_cfg is None:
-            raise ValueError("the lvlm annotator needs the model parameters (params.yaml: model)")
-        return LVLMAnnotator(cfg, load_backbone(model_cfg))
-    raise ValueError(f"unknown annotator {cfg.annotator!r}: expected oracle, masks or lvlm")

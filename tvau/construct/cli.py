@@ -76,7 +76,7 @@ def annotate(
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
 ) -> None:
     """Stage 1: frame-wise structured annotation -> videos, frames, detections tables."""
-    from tvau.construct.annotators import make_annotator
+    from tvau.construct.choose import make_annotator
     from tvau.construct.frames import annotate_dataset, video_kinds
     from tvau.construct.sidecar import load_attributes
     from tvau.quality.tables import write_tables
@@ -123,7 +123,7 @@ def refine(
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
 ) -> None:
     """Stage 3: blur the background, re-describe each anomalous target, drop contradictions."""
-    from tvau.construct.annotators import make_annotator
+    from tvau.construct.choose import make_annotator
     from tvau.construct.refine import refine_targets
     from tvau.quality.tables import read_tables, write_tables
 

@@ -56,8 +56,14 @@ def evaluate_cmd(
     from tvau.evaluate.run import run_evaluation
 
     try:
-        result = run_evaluation(model, data, p, split, out, metrics, holdout, references, progress=sys.stderr.isatty(),
-                                calibration_out=calibration_out)
+        model_dir = model
+        if model.startswith(("models:/", "runs:/")):
+            # Entry points sit above the registry (tests/test_layers.py); evaluation sees a directory.
+            from tvau.registry.resolve import download_model
+
+            model_dir = str(download_model(model))
+        result = run_evaluation(model_dir, data, p, split, out, metrics, holdout, references,
+                                progress=sys.stderr.isatty(), calibration_out=calibration_out)
     except (ValueError, OSError) as exc:  # DatasetError, TrainedModelError, bad splits...
         _fail(str(exc))
     from tvau.evaluate.report import METRICS, flat

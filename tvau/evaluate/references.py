@@ -45,8 +45,8 @@ def annotation_references(records: Sequence[VideoRecord], root: str | Path, star
                           clip: ClipConfig, params, progress: bool = False) -> dict[Key, dict]:
     """{(footage digest, clip start): answers} for the given clip starts of each record, from the
     set's own annotations through the construction stages (module docstring, item 2)."""
-    from tvau.construct.annotators import make_annotator
     from tvau.construct.build import _objects_in, footage_digest, phase_b
+    from tvau.construct.choose import make_annotator
     from tvau.construct.frames import annotate_dataset, video_kinds
     from tvau.construct.refine import refine_targets
     from tvau.construct.sidecar import load_attributes

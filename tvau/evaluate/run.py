@@ -118,8 +118,8 @@ def run_evaluation(model_ref: str, data: str | Path, params, split: str | None =
                    metrics_path: str | Path | None = None, holdout: str | Path | None = None,
                    references: str | Path | None = "data/train/sft", progress: bool = True,
                    calibration_out: str | Path | None = None) -> dict:
-    """Evaluate `model_ref` (trained-model directory or models:/ runs:/ URI) on `split` of the
-    UBnormal-layout tree `data`. The dialogue references come from the SFT records in `references`
+    """Evaluate `model_ref` (a trained-model directory; `tvau evaluate` downloads a models:/ or
+    runs:/ URI first) on `split` of the UBnormal-layout tree `data`. The dialogue references come from the SFT records in `references`
     of the same footage, else from each set's own annotations (tvau/evaluate/references.py). Writes `out_dir` (tables, dialogues, plots, index.html) and
     `metrics_path` (evaluate.json) when given; returns the evaluation dict. Its `calibration` block
     (tvau/evaluate/calibration.py) is also written to `calibration_out` when given."""

@@ -130,28 +130,20 @@ def card_configs(model_dir: str | Path, card: dict[str, Any]):
         raise TrainedModelError(f"{Path(model_dir) / MODEL_JSON}: invalid model or clip section ({exc})") from None
 
 
-def resolve(uri_or_path: str | Path) -> Path:
-    """A local trained-model directory for a path or an MLflow `models:/` / `runs:/` URI."""
-    s = str(uri_or_path)
-    if s.startswith(("models:/", "runs:/")):
-        # The registry (tvau/registry) downloads it; imported lazily so that
-        # training and evaluation work without the registry installed.
-        from tvau.registry.resolve import download_model
-
-        return Path(download_model(s))
-    return Path(s).expanduser()
-
-
-def load_trained(uri_or_path: str | Path, params=None):
-    """A frozen, eval-mode TVAU from a trained-model directory (or registry URI).
+def load_trained(model_dir: str | Path, params=None):
+    """A frozen, eval-mode TVAU from a local trained-model directory. A `models:/` or `runs:/` URI
+    is the registry's to download first (tvau.registry.resolve.download_model): the model layer
+    never imports the registry.
 
     The architecture, seed and backbone come from model.json; `params`, when given, may override
     only where the model runs (model.device, model.dtype, model.cache_dir, model.max_new_tokens) —
     never what the adapters were trained for."""
+    if str(model_dir).startswith(("models:/", "runs:/")):
+        raise TrainedModelError(f"{model_dir}: a registry URI; download it first (tvau.registry.resolve.download_model)")
     from tvau.config import Params
     from tvau.model.tvau import TVAU
 
-    model_dir = resolve(uri_or_path)
+    model_dir = Path(model_dir).expanduser()
     card = read_card(model_dir)
     mcfg, clip = card_configs(model_dir, card)
     if params is not None:

@@ -25,30 +25,11 @@ from typing import Any
 import mlflow.pyfunc
 import numpy as np
 
+from tvau.model.trained import MODEL_FORMAT, TrainedModelError, read_card
 from tvau.score.verdict import CALIBRATION_FILE  # the per-video threshold, inside the model directory
 
-MODEL_FORMAT = "tvau-model/1"  # model.json "format" (tvau/model/trained.py)
 ARTIFACT_KEY = "trained_model"  # the pyfunc artifact holding the trained-model directory
 BACKBONE_KEY = "backbone"  # the pyfunc artifact holding a bundled local backbone directory
-
-
-class TrainedModelError(ValueError):
-    """A directory that is not a usable trained-model directory; the message names it."""
-
-
-def read_model_json(path: str | Path) -> dict[str, Any]:
-    path = Path(path)
-    meta_path, adapters = path / "model.json", path / "adapters.safetensors"
-    if not meta_path.is_file() or not adapters.is_file():
-        raise TrainedModelError(f"{path}: not a trained-model directory (needs model.json and adapters.safetensors)")
-    try:
-        meta = json.loads(meta_path.read_text())
-    except json.JSONDecodeError as exc:
-        raise TrainedModelError(f"{meta_path}: not valid JSON: {exc.msg}") from None
-    if not isinstance(meta, dict) or meta.get("format") != MODEL_FORMAT:
-        raise TrainedModelError(f"{meta_path}: format is {meta.get('format') if isinstance(meta, dict) else None!r}, "
-                                f"expected {MODEL_FORMAT!r}")
-    return meta
 
 
 def load_model_dir(path: str | Path):
@@ -56,7 +37,7 @@ def load_model_dir(path: str | Path):
     of that format; reading model.json first gives a clear error for a directory that is not one)."""
     from tvau.model.trained import load_trained
 
-    read_model_json(path)
+    read_card(path)
     return load_trained(str(path))
 
 
@@ -75,7 +56,7 @@ class TVAUPyfunc(mlflow.pyfunc.PythonModel):
 
     def load_context(self, context) -> None:
         path = Path(context.artifacts[ARTIFACT_KEY])
-        self.meta = read_model_json(path)
+        self.meta = read_card(path)
         if BACKBONE_KEY in context.artifacts:
             path = with_bundled_backbone(path, Path(context.artifacts[BACKBONE_KEY]), self.meta)
         self.model = load_model_dir(path)
@@ -160,7 +141,7 @@ def log_pyfunc(model_dir: str | Path, run_id: str, name: str = "model", root: st
     calibration.json inside the model directory); returns the model URI."""
     import mlflow
 
-    meta = read_model_json(model_dir)
+    meta = read_card(model_dir)
     config = {"backbone": meta.get("backbone"), "backbone_sha256": meta.get("backbone_sha256"),
               "seed": meta.get("seed"), "model": meta.get("model"), "clip": meta.get("clip")}
     # `tvau` brings everything the model needs; a pinned list avoids MLflow's slow requirement

@@ -1,7 +1,8 @@
 """`models:/...` or `runs:/...` URI -> a local trained-model directory (tvau/model/trained.py).
 
-T's `tvau.model.trained.load_trained(uri)` calls `download_model` for registry URIs; S's scoring
-loads its model through that. The registered artifact is a pyfunc model whose artifact
+Callers that accept a URI (`tvau evaluate --model`, the nightly scorer, the demo) download it here,
+then load the directory with `tvau.model.trained.load_trained`, which takes directories only: the
+model layer does not import the registry. The registered artifact is a pyfunc model whose artifact
 `trained_model` is the trained-model directory (adapters.safetensors + model.json).
 """
 
@@ -32,13 +33,8 @@ def download_model(uri: str, dst: str | Path | None = None) -> Path:
     import mlflow
     from mlflow.exceptions import MlflowException
 
-    from tvau.registry.pyfunc import (
-        ARTIFACT_KEY,
-        BACKBONE_KEY,
-        TrainedModelError,
-        read_model_json,
-        with_bundled_backbone,
-    )
+    from tvau.model.trained import TrainedModelError, read_card
+    from tvau.registry.pyfunc import ARTIFACT_KEY, BACKBONE_KEY, with_bundled_backbone
 
     if not (uri.startswith(("models:/", "runs:/"))):
         raise ValueError(f"{uri}: expected a models:/ or runs:/ URI")
@@ -61,7 +57,7 @@ def download_model(uri: str, dst: str | Path | None = None) -> Path:
     if not entry:
         raise TrainedModelError(f"{uri}: not a tvau model (no '{ARTIFACT_KEY}' artifact)")
     path = local / entry["path"]
-    meta = read_model_json(path)  # fails clearly if the download is incomplete
+    meta = read_card(path)  # fails clearly if the download is incomplete
     if BACKBONE_KEY in arts:  # the backbone travelled with the model: point model.json at it
         return with_bundled_backbone(path, local / arts[BACKBONE_KEY]["path"], meta)
     return path
