@@ -70,7 +70,7 @@ def check_unseen(seed: int, params) -> None:
     """Refuse a seed the pipeline renders its own footage with: the night must be footage the
     model and its calibration never saw."""
     used = {"seed": params.seed, "evaluate.holdout_seed": params.evaluate.holdout_seed,
-            "pretrain.seed": params.pretrain.seed}
+            "pretrain.world.seed": params.pretrain.world.seed}
     clash = [k for k, v in used.items() if v == seed]
     if clash:
         raise ValueError(f"seed {seed} is params.yaml {', '.join(clash)}: pick an unseen one (--seed)")

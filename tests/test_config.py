@@ -104,3 +104,28 @@ def test_missing_explicit_file_and_bad_yaml(tmp_path):
     broken.write_text("model: [unclosed\n")
     with pytest.raises(ParamsError, match="not valid YAML"):
         load_params(broken)
+
+
+def test_pretraining_reads_its_own_sections_only(tmp_path):
+    """The pretraining stages load seed, clip, model and pretrain, validated as load_params does, and
+    nothing of the other sections (whose stages check them), so their code is not its dependency."""
+    from tvau.configbase import load_sections
+    from tvau.pretrain.config import PretrainParams
+
+    full = load_params(REPO / "params.yaml")
+    ours = load_sections(REPO / "params.yaml", PretrainParams)
+    assert ours.pretrain == full.pretrain and ours.clip == full.clip and ours.model == full.model
+    assert ours.seed == full.seed
+    f = tmp_path / "p.yaml"
+    f.write_text("train: {not_a_key: 1}\npretrain: {vision: {steps: 7}}\n")
+    assert load_sections(f, PretrainParams).pretrain.vision.steps == 7
+    f.write_text("pretrain: {vision: {stepz: 7}}\n")
+    with pytest.raises(ParamsError, match="unknown key 'pretrain.vision.stepz'"):
+        load_sections(f, PretrainParams)
+    with pytest.raises(ParamsError, match="no such parameters file"):
+        load_sections(tmp_path / "absent.yaml", PretrainParams)
+    # The pretraining's params sections, as DVC lists them, are the ones it reads.
+    stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
+    for stage, part in (("pretrain_vision", "vision"), ("pretrain_language", "language")):
+        assert {"seed", "pretrain.world", f"pretrain.{part}", "clip.height", "clip.width",
+                "model.tiny_seed"} == set(stages[stage]["params"])

@@ -20,7 +20,7 @@ from tvau.s3server import running_s3_server
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent  # the environment's bin: tvau and dvc live here
-STAGES = ["pretrain_backbone", "synthesise", "annotate", "timelines", "refine", "validate", "build"]
+STAGES = ["pretrain_vision", "pretrain_language", "synthesise", "annotate", "timelines", "refine", "validate", "build"]
 
 pytestmark = [pytest.mark.slow, pytest.mark.services]
 
@@ -77,9 +77,12 @@ def repo(tmp_path_factory) -> Path:
     # video rendered by the helper process (so the determinism check below covers it), and two
     # language-model steps.
     params["clip"] = {**params["clip"], "height": 56, "width": 56}
-    params["pretrain"] = {**params["pretrain"], "steps": 2, "size": 64, "clip_frames": 4, "holdout_videos": 1,
-                          "warmup": 1, "pool_videos": 2, "fresh_videos": 1, "batch": 2, "vision_width": 32,
-                          "vision_heads": 2, "lm_videos": 2, "lm_holdout_videos": 1, "lm_steps": 2, "lm_batch": 2}
+    params["pretrain"] = {"world": {**params["pretrain"]["world"], "size": 64},
+                          "vision": {**params["pretrain"]["vision"], "steps": 2, "clip_frames": 4, "holdout_videos": 1,
+                                     "warmup": 1, "pool_videos": 2, "fresh_videos": 1, "batch": 2, "width": 32,
+                                     "heads": 2, "merged_width": 64},
+                          "language": {**params["pretrain"]["language"], "layers": 1, "heads": 4, "kv_heads": 2,
+                                       "videos": 2, "holdout_videos": 1, "steps": 2, "batch": 2}}
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     _dvc(repo, "init", "--no-scm", "-q")
     shutil.copy(ROOT / ".dvc" / "config", repo / ".dvc" / "config")  # the project's remotes

@@ -13,7 +13,7 @@ from tvau.data.cli import app as data_app
 from tvau.evaluate.cli import evaluate_cmd
 from tvau.metrics.cli import app as metrics_app
 from tvau.model.cli import app as model_app
-from tvau.pretrain.cli import pretrain_backbone_cmd
+from tvau.pretrain.cli import app as pretrain_app
 from tvau.quality.cli import app as quality_app
 from tvau.registry.cli import app as registry_app
 from tvau.s3server import s3_server
@@ -30,10 +30,10 @@ app = typer.Typer(
 )
 app.command("synth", help="Render a synthetic surveillance dataset in the UBnormal layout.")(synth)
 app.command("evaluate", help="Evaluate a trained model beside the baseline, with bootstrap intervals.")(evaluate_cmd)
-app.command("pretrain-backbone", help="Pretrain the embedded backbone's vision tower on its own synthetic world (opt-in).")(
-    pretrain_backbone_cmd)
 app.command("s3-server", help="Run an S3-compatible server on loopback (foreground).")(s3_server)
 app.command("score", help="Score the videos under an S3 prefix (the nightly flow, run once).")(score)
+app.add_typer(pretrain_app, name="pretrain-backbone",
+              help="Pretrain the embedded backbone on its own synthetic world: vision, then language.")
 app.add_typer(model_app, name="model", help="Inspect and run the T-VAU model.")
 app.add_typer(data_app, name="data", help="Read and inspect datasets (UBnormal, ShanghaiTech).")
 app.add_typer(metrics_app, name="metrics", help="Evaluation metrics (AUC, RBDC/TBDC, BLEU).")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from pydantic import Field, ValidationError
 
-from tvau.configbase import Section, read_yaml_mapping
+from tvau.configbase import ParamsError, Section, describe_errors, read_yaml_mapping
 from tvau.construct.config import ConstructConfig
 from tvau.data.config import ClipConfig
 from tvau.evaluate.config import EvaluateConfig
@@ -55,21 +55,6 @@ class Params(Section):
     score: ScoreConfig = Field(default_factory=ScoreConfig)
 
 
-class ParamsError(ValueError):
-    """A params file that cannot be used; the message names the file and every bad key."""
-
-
-def _describe(err: ValidationError, path: Path) -> str:
-    lines = [f"{path}: invalid parameters"]
-    for e in err.errors():
-        key = ".".join(str(p) for p in e["loc"]) or "<root>"
-        if e["type"] == "extra_forbidden":
-            lines.append(f"  unknown key '{key}' (not a parameter of this section; check spelling)")
-        else:
-            lines.append(f"  '{key}': {e['msg']} (got {e.get('input')!r})")
-    return "\n".join(lines)
-
-
 def load_params(path: str | Path = DEFAULT_PARAMS) -> Params:
     """Read and validate a params file. A missing file is an error, never a silent fall back to the
     code's defaults (those equal params.yaml's values, tests/test_config.py checks it, but a run
@@ -81,4 +66,4 @@ def load_params(path: str | Path = DEFAULT_PARAMS) -> Params:
     try:
         return Params.model_validate(raw)
     except ValidationError as exc:
-        raise ParamsError(_describe(exc, path)) from None
+        raise ParamsError(describe_errors(exc, path)) from None

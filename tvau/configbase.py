@@ -3,11 +3,40 @@ the one reader of the project's YAML files (params.yaml, registry/policy.yaml)."
 
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 
 class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ParamsError(ValueError):
+    """A params file that cannot be used; the message names the file and every bad key."""
+
+
+def describe_errors(err: ValidationError, path: Path) -> str:
+    lines = [f"{path}: invalid parameters"]
+    for e in err.errors():
+        key = ".".join(str(p) for p in e["loc"]) or "<root>"
+        if e["type"] == "extra_forbidden":
+            lines.append(f"  unknown key '{key}' (not a parameter of this section; check spelling)")
+        else:
+            lines.append(f"  '{key}': {e['msg']} (got {e.get('input')!r})")
+    return "\n".join(lines)
+
+
+def load_sections(path: str | Path, model: type[BaseModel]) -> BaseModel:
+    """Only the sections `model` declares, validated as in tvau.config.load_params (the other
+    sections are left to the stages that read them). For a stage whose code must not depend on
+    every section's module: the embedded backbone's pretraining (tvau.pretrain.cli)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ParamsError(f"{path}: no such parameters file (run from the project root, or pass --params)")
+    raw = read_yaml_mapping(path, ParamsError)
+    try:
+        return model.model_validate({k: v for k, v in raw.items() if k in model.model_fields})
+    except ValidationError as exc:
+        raise ParamsError(describe_errors(exc, path)) from None
 
 
 def read_yaml_mapping(path: Path, error: type[Exception]) -> dict:

@@ -22,3 +22,8 @@ Q_MOVES = "How does each of them move?"
 Q_WHAT = "What is in the video?"
 Q_DOING = "What is {who} doing?"
 Q_MOVE = "How does it move?"
+# One object, named by the 3x3 region it is mostly in: the way stage 2 points at the anomaly (RAE's
+# region prompt), so describing "what is in the left" is what the model already knows when T-VAU
+# asks for "the anomaly target's features".
+Q_DESCRIBE_AT = "Describe what is in the {region}."
+Q_COLOR = "What colour is it?"

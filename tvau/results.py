@@ -3,7 +3,7 @@
     python -m tvau.results --out docs/results.md          # rewrite the page
     python -m tvau.results --out docs/results.md --check  # exit 1 when the page is out of date
 
-Reads `data/metrics/*.json` (the DVC stages' metrics: evaluate, pretrain_backbone and the data
+Reads `data/metrics/*.json` (the DVC stages' metrics: evaluate, pretrain_vision, pretrain_backbone and the data
 stages' counts) and renders Markdown tables. The output depends only on those files: no timestamps,
 no paths outside the label given, keys in a fixed order, so the page changes exactly when a metric
 does. A missing file is one line saying so; the rest of the page is still rendered.
@@ -245,13 +245,10 @@ def render(metrics_dir: Path, label: str = "data/metrics") -> str:
         "",
     ]
     lines += evaluate_section(load(metrics_dir, "evaluate"), label)
-    lines += key_value_section(
-        "## Embedded backbone pretraining",
-        "pretrain_backbone",
-        load(metrics_dir, "pretrain_backbone"),
-        label,
-        4,
-    )
+    lines += key_value_section("## Embedded backbone pretraining: vision", "pretrain_vision",
+                               load(metrics_dir, "pretrain_vision"), label, 4)
+    lines += key_value_section("## Embedded backbone pretraining: language", "pretrain_backbone",
+                               load(metrics_dir, "pretrain_backbone"), label, 4)
     lines += ["## Data stages", ""]
     for stem, title in DATA_STAGES:
         lines += key_value_section(f"### {title} (`{stem}`)", stem, load(metrics_dir, stem), label, 3)

@@ -134,7 +134,7 @@ def test_refuses_a_seed_the_pipeline_uses():
     from tvau.config import load_params
 
     p = load_params(PARAMS)
-    for seed in (p.seed, p.evaluate.holdout_seed, p.pretrain.seed):
+    for seed in (p.seed, p.evaluate.holdout_seed, p.pretrain.world.seed):
         with pytest.raises(ValueError, match="unseen"):
             check_unseen(seed, p)
     check_unseen(2024, p)

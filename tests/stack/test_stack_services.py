@@ -215,7 +215,7 @@ def test_stack_runs_the_project_deployments_and_keeps_everything_across_a_restar
     assert summary["status"] == "COMPLETED" and summary["promoted"] and summary["gates"]["passed"]
     assert summary["tracking_uri"] == client["MLFLOW_TRACKING_URI"]  # the stack's server, not SQLite
     lock = yaml.safe_load((project / "dvc.lock").read_text())
-    assert {"pretrain_backbone", "synthesise", "validate", "train_ahd", "train_rae", "evaluate"} <= set(lock["stages"])
+    assert {"pretrain_vision", "pretrain_language", "synthesise", "validate", "train_ahd", "train_rae", "evaluate"} <= set(lock["stages"])
 
     from mlflow import MlflowClient
 

@@ -91,12 +91,25 @@ TINY_TEXT = {
 }
 
 
-def tiny_config(vocab_size: int, ids: TokenIds):
+def text_shape(width: int, layers: int, heads: int, kv_heads: int, mlp_ratio: int) -> dict:
+    """TINY_TEXT at another size. M-RoPE splits each head's rotary frequencies 1/4 (time), 3/8
+    (height), 3/8 (width), as the 7B's 16/24/24 of 64; the head dim must be a multiple of 16."""
+    half = width // heads // 2
+    if width % heads or half % 8:
+        raise ValueError(f"language width {width} / {heads} heads must be a multiple of 16")
+    return dict(TINY_TEXT, hidden_size=width, intermediate_size=mlp_ratio * width, num_hidden_layers=layers,
+                num_attention_heads=heads, num_key_value_heads=kv_heads,
+                rope_parameters=dict(TINY_TEXT["rope_parameters"], mrope_section=[half // 4, 3 * half // 8, 3 * half // 8]))
+
+
+def tiny_config(vocab_size: int, ids: TokenIds, vision: dict | None = None, text: dict | None = None):
+    """The tiny architecture; `vision` and `text` override TINY_VISION's and TINY_TEXT's keys (the
+    pretrained embedded backbone is wider: tvau.pretrain)."""
     from transformers import Qwen2_5_VLConfig
 
     return Qwen2_5_VLConfig(
-        vision_config=dict(TINY_VISION),
-        text_config=dict(TINY_TEXT, vocab_size=vocab_size, bos_token_id=ids.bos, eos_token_id=ids.eos,
+        vision_config=dict(TINY_VISION, **(vision or {})),
+        text_config=dict(TINY_TEXT, **(text or {}), vocab_size=vocab_size, bos_token_id=ids.bos, eos_token_id=ids.eos,
                          pad_token_id=ids.pad),
         image_token_id=ids.image, video_token_id=ids.video,
         vision_start_token_id=ids.vision_start, vision_end_token_id=ids.vision_end,

@@ -32,7 +32,7 @@ from tvau.model.chat import (
 )
 from tvau.questions import FOLLOW_UPS, Q_ANOMALY
 
-TINY_VERSION = 2  # bump when the tiny architecture or tokenizer changes (new cache directory)
+TINY_VERSION = 3  # bump when the tiny architecture or tokenizer changes (new cache directory)
 TINY_BPE_VOCAB = 1024  # target BPE vocabulary size (the corpus is small; training stops earlier)
 
 # OpenAI CLIP normalisation, as in Qwen2.5-VL's preprocessor_config.json.
@@ -72,11 +72,14 @@ def _dialogue_corpus() -> list[str]:
     from tvau import vocab
     from tvau.construct.dialogue import phase_a, phase_b_anomalous, phase_b_normal
     from tvau.construct.sentences import ACTION_PHRASE, MOTION_VERB
-    from tvau.questions import Q_DOING, Q_ENV, Q_MOVE, Q_MOVES, Q_OBJECTS, Q_WHAT
+    from tvau.questions import Q_COLOR, Q_DESCRIBE_AT, Q_DOING, Q_ENV, Q_MOVE, Q_MOVES, Q_OBJECTS, Q_WHAT
     from tvau.synth.palette import LOWER_GARMENTS, UPPER_GARMENTS
 
     colors, regions = vocab.COLORS, vocab.REGIONS_3X3
-    lines = [Q_ENV, Q_MOVES, Q_OBJECTS, Q_WHAT, Q_DOING, Q_MOVE, *ACTION_PHRASE.values(), *MOTION_VERB.values()]
+    lines = [Q_ENV, Q_MOVES, Q_OBJECTS, Q_WHAT, Q_DOING, Q_MOVE, Q_COLOR, *ACTION_PHRASE.values(), *MOTION_VERB.values()]
+    lines += [Q_DESCRIBE_AT.format(region=r) for r in regions] * 2
+    lines += [f"Its {t} is {c} and its {b} are {colors[-k]}." for k, c in enumerate(colors)
+              for t, b in zip(UPPER_GARMENTS, LOWER_GARMENTS * 2)] + [f"It is {c}." for c in colors]
     people = []
     for k, (top, bottom) in enumerate((t, b) for t in UPPER_GARMENTS for b in LOWER_GARMENTS):
         for j in range(len(colors)):

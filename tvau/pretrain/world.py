@@ -10,7 +10,10 @@ model knows, read from the generator's per-object ground truth:
 - category: the object covering most of the patch (background below `min_coverage`);
 - action: what that object is doing (a pose/motion word; "loitering" and "gathering" are not
   actions, a pacing or grouped person is walking or standing by its own speed);
-- velocity: its displacement over the frame pair, in units of its height (x10).
+- velocity: its displacement over the frame pair, in units of its height (x10);
+- appearance: what the object looks like, on every patch it covers (so any of its tokens can say
+  it): its upper colour (a person's top, an object's body), lower colour, top and bottom garment
+  (IGNORE where the object has none, e.g. a car's garments).
 """
 
 from __future__ import annotations
@@ -21,7 +24,8 @@ import cv2
 import numpy as np
 
 from tvau import vocab
-from tvau.pretrain.config import PretrainConfig
+from tvau.pretrain.config import WorldConfig
+from tvau.synth.palette import LOWER_GARMENTS, UPPER_GARMENTS
 
 CATEGORY_TARGETS: tuple[str, ...] = ("background", *vocab.CATEGORIES)
 ACTION_TARGETS: tuple[str, ...] = (
@@ -33,6 +37,12 @@ _ACTION_OF = {"walking": "walking", "standing": "standing", "running": "running"
               "falling": "falling", "lying": "lying", "fighting": "punching", "riding": "riding",
               "skateboarding": "skateboarding", "throwing": "throwing", "flying": "flying",
               "driving": "driving", "dropped": "still", "loitering": None, "gathering": None}
+# The appearance targets: (name, words) per column of WorldVideo.appearance.
+APPEARANCE_TARGETS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("upper_color", vocab.COLORS), ("lower_color", vocab.COLORS),
+    ("top", UPPER_GARMENTS), ("bottom", LOWER_GARMENTS),
+)
+IGNORE = -100  # target index the losses skip (torch's cross-entropy default)
 VELOCITY_SCALE = 10.0  # person heights per frame x 10: a walk is ~0.4, a car ~1.6
 
 
@@ -43,7 +53,19 @@ class WorldVideo:
     category: np.ndarray  # (max_id + 1,) int: CATEGORY_TARGETS index per object id (0 for id 0)
     action: np.ndarray  # (T, max_id + 1) int: ACTION_TARGETS index per frame and object id
     velocity: np.ndarray  # (T, max_id + 1, 2) float32: (dx, dy) to the next frame / height x 10
+    appearance: np.ndarray  # (max_id + 1, 4) int: APPEARANCE_TARGETS indices per object id (IGNORE: none)
     dialogue: list = field(default_factory=list)  # generic (question, answer) turns, tvau.pretrain.language
+
+
+def _appearance(actors) -> np.ndarray:
+    out = np.full((max((a.oid for a in actors), default=0) + 1, len(APPEARANCE_TARGETS)), IGNORE, np.int64)
+    for a in actors:
+        colors = a.look["colors"]
+        words = (colors.get("upper", colors.get("body")), colors.get("lower"), a.look.get("top"), a.look.get("bottom"))
+        for k, (word, (_, table)) in enumerate(zip(words, APPEARANCE_TARGETS)):
+            if word is not None:
+                out[a.oid, k] = table.index(word)
+    return out
 
 
 def _labels(actors, scene, T: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -69,9 +91,10 @@ def _labels(actors, scene, T: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return cat, act, vel
 
 
-def render_world_video(cfg: PretrainConfig, stream: int, index: int) -> WorldVideo:
+def render_world_video(cfg: WorldConfig, stream: int, index: int, describe=None) -> WorldVideo:
     """Video `index` of random stream `stream` (0 = vision training, 1 = its held-out metrics,
-    2 = language training, 3 = its held-out metrics): a pure function of (cfg, stream, index)."""
+    2 = language training, 3 = its held-out metrics): a pure function of (cfg, stream, index).
+    `describe(actors, scene, ids, rng)` (tvau.pretrain.language.world_dialogues) writes its dialogues."""
     from tvau.synth.render import render_video
     from tvau.synth.scenarios import plan_activity_video
     from tvau.synth.scene import make_scene
@@ -88,10 +111,8 @@ def render_world_video(cfg: PretrainConfig, stream: int, index: int) -> WorldVid
     cat, act, vel = _labels(actors, scene, T)
     ids = np.stack(ids)
     # Its own random stream, so the dialogue never changes what is rendered.
-    from tvau.pretrain.language import world_dialogue
-
-    turns = world_dialogue(actors, scene, ids, np.random.default_rng([cfg.seed, 11, stream, index]))
-    return WorldVideo(np.stack(frames), ids, cat, act, vel, turns)
+    turns = describe(actors, scene, ids, np.random.default_rng([cfg.seed, 11, stream, index])) if describe else []
+    return WorldVideo(np.stack(frames), ids, cat, act, vel, _appearance(actors), turns)
 
 
 def resize_clip(frames: np.ndarray, ids: np.ndarray, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
@@ -107,8 +128,9 @@ def resize_clip(frames: np.ndarray, ids: np.ndarray, height: int, width: int) ->
 def patch_targets(video: WorldVideo, start: int, ids: np.ndarray, patch: int = 14, temporal: int = 2,
                   min_coverage: float = 0.1) -> dict[str, np.ndarray]:
     """Targets of the clip starting at frame `start` whose (resized) id maps are `ids` (T, H, W):
-    category (T', H', W') int, action (T', H', W') int, velocity (T', H', W', 2) float32, on the
-    backbone's patch grid (T' = T / temporal, H' = H / patch)."""
+    category (T', H', W') int, action (T', H', W') int, velocity (T', H', W', 2) float32, appearance
+    (T', H', W', 4) int (IGNORE on background), on the backbone's patch grid (T' = T / temporal,
+    H' = H / patch)."""
     T, H, W = ids.shape
     tq, hq, wq = T // temporal, H // patch, W // patch
     cells = ids[: tq * temporal, : hq * patch, : wq * patch].reshape(tq, temporal, hq, patch, wq, patch)
@@ -127,6 +149,8 @@ def patch_targets(video: WorldVideo, start: int, ids: np.ndarray, patch: int = 1
     category = video.category[best]
     action = video.action[t0[:, None, None], best]
     velocity = video.velocity[t0[:, None, None], best]
+    look = video.appearance[best]
     action[best == 0] = 0
     velocity[best == 0] = 0
-    return {"category": category, "action": action, "velocity": velocity.astype(np.float32)}
+    look[best == 0] = IGNORE
+    return {"category": category, "action": action, "velocity": velocity.astype(np.float32), "appearance": look}

@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import os
-import shutil
 from pathlib import Path
 
 WORK = Path(".tvau") / "score-demo"
@@ -95,7 +94,3 @@ def score_night(model_uri: str, out_dir: str | Path = Path("outputs/demo/score")
     _say(f"report: {summary['report']}  (local copy: {summary.get('local_report')})")
     return summary
 
-
-def clean() -> None:
-    """Forget the rendered nights (the S3 data stays)."""
-    shutil.rmtree(WORK, ignore_errors=True)

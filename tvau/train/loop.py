@@ -428,8 +428,7 @@ def run_stage(params, stage: str, data_dir: str | Path = "data/train", out_dir: 
         if client is None or client.get("fingerprint") != fp:
             raise RuntimeError(f"{ckpt_root}: checkpoint does not match this run")
         start, log = int(client["step"]), list(client["log"])
-        rng = client["torch_rng"]  # one state per rank (a single tensor in older checkpoints)
-        torch.set_rng_state(rng[tr.rank] if isinstance(rng, list) else rng)
+        torch.set_rng_state(client["torch_rng"][tr.rank])  # one state per rank
         if tr.rank == 0:
             print(f"resuming {stage} from {ckpt_root} at step {start}/{len(tr.steps)}", flush=True)
 
@@ -514,8 +513,4 @@ def run_stage(params, stage: str, data_dir: str | Path = "data/train", out_dir: 
     return out_dir
 
 
-def trainable_names(model) -> list[str]:
-    return [n for n, p in model.named_parameters() if p.requires_grad]
-
-
-__all__ = ["Item", "OnLog", "TrainingStopped", "check_init", "fingerprint", "run_stage", "schedule", "stage_samples", "trainable_names"]
+__all__ = ["Item", "OnLog", "TrainingStopped", "check_init", "fingerprint", "run_stage", "schedule", "stage_samples"]
