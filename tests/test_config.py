@@ -113,17 +113,17 @@ def test_pretraining_reads_its_own_sections_only(tmp_path):
     from tvau.pretrain.config import PretrainParams
 
     full = load_params(REPO / "params.yaml")
-    ours = load_sections(REPO / "params.yaml", PretrainParams)
+    ours = load_sections(REPO / "params.yaml", PretrainParams, declared_only=True)
     assert ours.pretrain == full.pretrain and ours.clip == full.clip and ours.model == full.model
     assert ours.seed == full.seed
     f = tmp_path / "p.yaml"
     f.write_text("train: {not_a_key: 1}\npretrain: {vision: {steps: 7}}\n")
-    assert load_sections(f, PretrainParams).pretrain.vision.steps == 7
+    assert load_sections(f, PretrainParams, declared_only=True).pretrain.vision.steps == 7
     f.write_text("pretrain: {vision: {stepz: 7}}\n")
     with pytest.raises(ParamsError, match="unknown key 'pretrain.vision.stepz'"):
-        load_sections(f, PretrainParams)
+        load_sections(f, PretrainParams, declared_only=True)
     with pytest.raises(ParamsError, match="no such parameters file"):
-        load_sections(tmp_path / "absent.yaml", PretrainParams)
+        load_sections(tmp_path / "absent.yaml", PretrainParams, declared_only=True)
     # The pretraining's params sections, as DVC lists them, are the ones it reads.
     stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
     for stage, part in (("pretrain_vision", "vision"), ("pretrain_language", "language")):

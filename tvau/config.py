@@ -9,9 +9,9 @@ from __future__ import annotations
 import warnings
 from pathlib import Path
 
-from pydantic import Field, ValidationError
+from pydantic import Field
 
-from tvau.configbase import ParamsError, Section, describe_errors, read_yaml_mapping
+from tvau.configbase import ParamsError, Section, load_sections
 from tvau.construct.config import ConstructConfig
 from tvau.data.config import ClipConfig
 from tvau.evaluate.config import EvaluateConfig
@@ -25,6 +25,7 @@ from tvau.stack.config import StackConfig
 from tvau.synth.config import SynthConfig
 from tvau.train.config import TrainConfig
 
+__all__ = ["DEFAULT_PARAMS", "Params", "ParamsError", "StorageConfig", "load_params"]  # ParamsError: its callers import it here
 DEFAULT_PARAMS = Path("params.yaml")
 
 
@@ -56,14 +57,6 @@ class Params(Section):
 
 
 def load_params(path: str | Path = DEFAULT_PARAMS) -> Params:
-    """Read and validate a params file. A missing file is an error, never a silent fall back to the
-    code's defaults (those equal params.yaml's values, tests/test_config.py checks it, but a run
-    should say which file it read)."""
-    path = Path(path)
-    if not path.is_file():
-        raise ParamsError(f"{path}: no such parameters file (run from the project root, or pass --params)")
-    raw = read_yaml_mapping(path, ParamsError)
-    try:
-        return Params.model_validate(raw)
-    except ValidationError as exc:
-        raise ParamsError(describe_errors(exc, path)) from None
+    """Read and validate a params file (configbase.load_sections). The code's defaults equal
+    params.yaml's values (tests/test_config.py), but a run should say which file it read."""
+    return load_sections(path, Params)

@@ -25,16 +25,19 @@ def describe_errors(err: ValidationError, path: Path) -> str:
     return "\n".join(lines)
 
 
-def load_sections(path: str | Path, model: type[BaseModel]) -> BaseModel:
-    """Only the sections `model` declares, validated as in tvau.config.load_params (the other
-    sections are left to the stages that read them). For a stage whose code must not depend on
-    every section's module: the embedded backbone's pretraining (tvau.pretrain.cli)."""
+def load_sections(path: str | Path, model: type[BaseModel], declared_only: bool = False) -> BaseModel:
+    """A params file validated as `model` (tvau.config.load_params: the whole file as Params). A
+    missing file is an error, never a silent fall back to the code's defaults. `declared_only`: keep
+    the sections `model` declares and leave the others to the stages that read them, for a stage whose
+    code must not depend on every section's module (the embedded backbone's pretraining)."""
     path = Path(path)
     if not path.is_file():
         raise ParamsError(f"{path}: no such parameters file (run from the project root, or pass --params)")
     raw = read_yaml_mapping(path, ParamsError)
+    if declared_only:
+        raw = {k: v for k, v in raw.items() if k in model.model_fields}
     try:
-        return model.model_validate({k: v for k, v in raw.items() if k in model.model_fields})
+        return model.model_validate(raw)
     except ValidationError as exc:
         raise ParamsError(describe_errors(exc, path)) from None
 

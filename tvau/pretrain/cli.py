@@ -25,7 +25,7 @@ def _params(params: Path):
 
     cpu.pin_cpu_kernels()  # before torch: the same pretrained bits on any x86-64 CPU
     try:
-        p = load_sections(params, PretrainParams)
+        p = load_sections(params, PretrainParams, declared_only=True)
     except ParamsError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(code=2) from None

@@ -317,7 +317,7 @@ def _train(chat: _Chat, train: tuple[list, list], cfg: LanguageConfig, seed: int
     return losses
 
 
-# Which held-out question each generic field is read from: (question, field of parse_answer).
+# Which held-out question each generic field is read from: (field of parse_answer, question).
 # The description of what is in a region is T-VAU's target answer in generic form: its category is
 # not in the question, so it is read, not echoed.
 GENERIC_FIELDS: tuple[tuple[str, str], ...] = (

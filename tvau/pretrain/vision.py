@@ -13,7 +13,7 @@ throw-away heads:
   appearance of each of its four patches (so the merger keeps what the tower sees; without the
   appearance here a linear probe read a person's top colour from the merged tokens at 0.195).
 Samples: `vision.pool_videos` world videos rendered once, each step `vision.batch` object-weighted
-crops of their clips (CropPool); held-out metrics on whole clips of another stream.
+crops of their clips (CropPool); held-out metrics on whole clips of stream 1.
 
 Determinism: one fixed thread count, torch.use_deterministic_algorithms, every random draw seeded
 from the config, so the same parameters and code give the same bytes (DVC caches the output), also
@@ -250,8 +250,7 @@ def _losses(cfg: VisionConfig, visual, heads: Heads, pixels, grid, tg) -> tuple[
     l_look = _appearance_loss(heads.appearance(h), look)
     # Merged tokens (pooler_output) are in raster unit order: targets as they are.
     nc, na = len(CATEGORY_TARGETS), len(ACTION_TARGETS)
-    m = heads.merged(out.pooler_output).view(-1, unit, nc + na + sum(_APPEARANCE_SIZES)).reshape(
-        -1, nc + na + sum(_APPEARANCE_SIZES))
+    m = heads.merged(out.pooler_output).reshape(-1, nc + na + sum(_APPEARANCE_SIZES))  # a row per patch
     cu, au, lu = tg["category"], tg["action"], tg["appearance"]
     l_m = F.cross_entropy(m[:, :nc], cu, weight=weight) + _appearance_loss(m[:, nc + na:], lu)
     objm = cu > 0
