@@ -121,14 +121,19 @@ def metric_keys(*sides: Any) -> list[str]:
     return keys
 
 
-def words_section(model: dict[str, Any]) -> list[str]:
+def words_section(model: dict[str, Any], details: dict[str, Any] | None = None) -> list[str]:
     """What the generated answers state, read into fields (tvau/metrics/fields.py): field accuracy on
-    every anomalous clip and on those answered yes, degenerate output, and who was said yes to."""
+    every anomalous clip and on those answered yes, beside what one constant answer scores there
+    (details' field_majority*), degenerate output, and who was said yes to."""
     lines: list[str] = []
     fields_all, fields_yes = model.get("field_accuracy") or {}, model.get("field_accuracy_answered") or {}
     if fields_all or fields_yes:
-        rows = [[f, interval(fields_all.get(f)), interval(fields_yes.get(f))] for f in sorted(fields_all.keys() | fields_yes.keys())]
-        lines += table(["field", "all anomalous clips", "clips answered yes"], rows) + [""]
+        details = details or {}
+        const_all, const_yes = details.get("field_majority") or {}, details.get("field_majority_answered") or {}
+        rows = [[f, interval(fields_all.get(f)), fmt(const_all.get(f)), interval(fields_yes.get(f)), fmt(const_yes.get(f))]
+                for f in sorted(fields_all.keys() | fields_yes.keys())]
+        lines += table(["field", "all anomalous clips", "a constant answer", "clips answered yes", "a constant answer"],
+                       rows) + [""]
     distinct, looping = model.get("distinct_answer_share") or {}, model.get("looping_answers") or {}
     if distinct or looping:
         rows = [[q, interval(distinct.get(q)), interval(looping.get(q))] for q in sorted(distinct.keys() | looping.keys())]
@@ -197,13 +202,14 @@ def evaluate_section(data: dict[str, Any] | None, label: str) -> list[str]:
     )
     lines += [intro, ""]
     lines += model_vs_baseline(data)
-    words = words_section(data.get("model") or {})
+    words = words_section(data.get("model") or {}, data.get("details"))
     if words:
         lines += ["", "### What the answers state", ""] + words
     details = data.get("details") or {}
     if details:
         lines += ["", "### Details", ""]
-        rows = [[key, fmt(value)] for key, value in flatten(details)]
+        shown = ("field_majority.", "field_majority_answered.")  # already beside the field accuracies
+        rows = [[key, fmt(value)] for key, value in flatten(details) if not key.startswith(shown)]
         lines += table(["key", "value"], rows)
     if data.get("per_kind"):
         lines += ["", "### Per anomaly kind", ""] + per_kind(data["per_kind"])
@@ -214,7 +220,7 @@ def evaluate_section(data: dict[str, Any] | None, label: str) -> list[str]:
         intro = f"Seed {seed}: {fmt(holdout.get('videos'))} videos, {fmt(holdout.get('frames'))} frames, never trained on."
         lines += ["", "## Holdout (unseen seed)", "", intro, ""]
         lines += model_vs_baseline(holdout)
-        words = words_section(holdout.get("model") or {})
+        words = words_section(holdout.get("model") or {}, holdout.get("details"))
         if words:
             lines += ["", "### What the answers state (holdout)", ""] + words
         if holdout.get("per_kind"):

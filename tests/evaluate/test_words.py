@@ -28,12 +28,27 @@ def test_field_accuracy_counts_no_and_unreadable_answers_as_wrong():
     dialogues, kinds = _set()
     out, details = word_metrics(["a", "b", "c", "d"], dialogues, kinds, EvaluateConfig(bootstrap=200))
     # scored: a1 (all right), a2 (said no), b1 (unreadable), d (all right but the colour)
-    assert details == {"field_clips": 4, "field_clips_answered_yes": 3, "anomalous_clips_without_reference": 1}
+    assert {k: v for k, v in details.items() if not k.startswith("field_majority")} == {
+        "field_clips": 4, "field_clips_answered_yes": 3, "anomalous_clips_without_reference": 1}
     for f in FIELDS:
         want = 1 / 4 if f == "color" else 2 / 4
         v = out["field_accuracy"][f]
         assert v["value"] == pytest.approx(want) and 0 <= v["low"] <= v["value"] <= v["high"] <= 1
         assert out["field_accuracy_answered"][f]["value"] == pytest.approx(want * 4 / 3)
+
+
+def test_a_constant_answer_is_scored_beside_the_fields():
+    """Three of four referenced clips are a red car going left to right and one a person: a model
+    that always says "a red car" would score 0.75 on category, which is what the details report."""
+    dialogues, kinds = _set()
+    person = DialogueResult("e", 0, True, "Yes.", **RIGHT, ref_target="A person in a green coat, running.",
+                            ref_motion="fast", ref_trajectory="It moves from the left to the right.")
+    dialogues["e"], kinds["e"] = [person], "running"
+    _, details = word_metrics(list(dialogues), dialogues, kinds, EvaluateConfig(bootstrap=20))
+    # referenced clips: a1, a2, b1, d (cars), e (person); answered yes: a1, b1, d, e
+    assert details["field_majority"]["category"] == pytest.approx(4 / 5)
+    assert details["field_majority_answered"]["category"] == pytest.approx(3 / 4)
+    assert details["field_majority"]["from_region"] == 1.0  # every reference starts in the left
 
 
 def test_collapse_and_said_yes():
@@ -57,3 +72,13 @@ def test_structured_reference_fields_are_preferred_to_reading_the_reference():
                     "from_region": "left", "to_region": "right"}
     out, _ = word_metrics(["d"], {"d": [d]}, kinds, EvaluateConfig(bootstrap=50))
     assert all(out["field_accuracy"][f]["value"] == 1.0 for f in FIELDS)
+
+
+def test_the_report_shows_the_constant_answer_beside_each_field():
+    from tvau.evaluate.report import word_rows
+
+    dialogues, kinds = _set()
+    out, details = word_metrics(list(dialogues), dialogues, kinds, EvaluateConfig(bootstrap=20))
+    rows = {(r["metric"], r["of"]): r for r in word_rows(out, None, details)}
+    assert rows[("field_accuracy_answered", "category")]["a constant answer"] == "1.000"  # every reference is a car
+    assert rows[("looping_answers", "target")]["a constant answer"] is None

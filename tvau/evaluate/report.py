@@ -7,7 +7,8 @@ evaluate.json:
    "baseline": {metric: {"value", "low", "high"}},       # the same videos, null where undefined
    "majority_yes_no": float,                             # accuracy of always answering the majority
    "per_kind": {kind: {"model": {"auc": {...}}, "baseline": {"auc": {...}}}},
-   "holdout": {"videos", "frames", "seed", "model": {...}, "baseline": {...}, "majority_yes_no"},
+   "holdout": {"videos", "frames", "seed", "model": {...}, "baseline": {...}, "majority_yes_no",
+               "details": {"field_majority", "field_majority_answered"}, ...},
    "region_method": "components", "notes": [...],
    "calibration": {"threshold", "recall", "false_alarm", ...}}   # tvau/evaluate/calibration.py
 metric keys: micro_auc, macro_auc, pixel_auroc, rbdc, tbdc, yes_no_accuracy, bleu4_target,
@@ -214,8 +215,11 @@ def word_values(model_block: dict) -> dict:
     return {k: {q: v["value"] for q, v in model_block[k].items()} for k in WORD_METRICS if k in model_block}
 
 
-def word_rows(model_block: dict, holdout_block: dict | None = None) -> list[dict]:
-    """The word metrics as table rows (metric, key, value [interval], and the holdout's)."""
+def word_rows(model_block: dict, holdout_block: dict | None = None, details: dict | None = None) -> list[dict]:
+    """The word metrics as table rows (metric, key, value [interval], the holdout's, and for the
+    field accuracies what one constant answer scores on the same clips: details' field_majority*)."""
+    constant = {"field_accuracy": (details or {}).get("field_majority") or {},
+                "field_accuracy_answered": (details or {}).get("field_majority_answered") or {}}
     def fmt(v: dict | None) -> str | None:
         if not v or v["value"] is None:
             return None
@@ -225,6 +229,9 @@ def word_rows(model_block: dict, holdout_block: dict | None = None) -> list[dict
     for k in WORD_METRICS:
         for q, v in (model_block.get(k) or {}).items():
             row = {"metric": k, "of": q, "model": fmt(v)}
+            if details is not None:
+                c = constant.get(k, {}).get(q)
+                row["a constant answer"] = None if c is None else f"{c:.3f}"
             if holdout_block is not None:
                 row["holdout"] = fmt((holdout_block.get(k) or {}).get(q))
             rows.append(row)

@@ -183,7 +183,8 @@ def run_evaluation(model_ref: str, data: str | Path, params, split: str | None =
             raise ValueError(f"{holdout}: rendered with seed {seed}, the seed of {data}: not a never-seen set")
         result["holdout"] = {"videos": h["videos"], "frames": h["frames"], "seed": seed, "model": h["model"],
                              "baseline": h["baseline"], "majority_yes_no": h["majority_yes_no"],
-                             "per_kind": h["per_kind"], "notes": h["notes"]}
+                             "per_kind": h["per_kind"], "notes": h["notes"],
+                             "details": {k: h["details"][k] for k in ("field_majority", "field_majority_answered")}}
     if out_dir is not None:
         split_of = {r.name: r.split for r in records}
         rows = per_video_rows(model_v, base_v, kinds, split_of)
@@ -201,9 +202,11 @@ def run_evaluation(model_ref: str, data: str | Path, params, split: str | None =
                 Section("T-VAU (95% bootstrap interval over videos)", table=table),
                 Section("Baseline, same videos", table=btable),
                 Section("What the answers state (fields of the reference, collapse, said yes)",
-                        rows=word_rows(result["model"], (result.get("holdout") or {}).get("model")),
+                        rows=word_rows(result["model"], (result.get("holdout") or {}).get("model"),
+                                       result["details"]),
                         text="Field accuracy counts a clip answered no, or answered with no readable field, "
-                             "as wrong in every field (tvau/evaluate/words.py)."),
+                             "as wrong in every field (tvau/evaluate/words.py); a field accuracy means "
+                             "something only above what a constant answer scores on the same clips."),
                 Section("Curves and overlays", images=images),
             ])
     if metrics_path is not None:

@@ -19,10 +19,16 @@ block beside it, each {value, low, high}: the percentile bootstrap over videos o
 - said_yes["normal"]: the share of normal clips answered "yes" (false alarms); said_yes[kind]: the
   share of that anomaly kind's anomalous clips answered "yes" (its recall), resampling the kind's
   videos (kinds from synth_manifest.json; vocab.ANOMALY_KINDS has no kind "normal").
+
+Beside them, in the details: field_majority and field_majority_answered[field], what one constant
+answer (the most common reference value on those clips) would score. Most anomalies are people, so
+a model that says "a person" to every clip reads about 0.6 on category: a field accuracy means
+something only above its majority rate.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 
 import numpy as np
@@ -55,6 +61,13 @@ def clip_fields(d: DialogueResult) -> tuple[dict[str, bool], bool] | None:
     if not said_yes:
         return dict.fromkeys(FIELDS, False), False
     return field_matches(parse_dialogue(d.target, d.trajectory, d.motion), ref), True
+
+
+def _majority(refs: list[AnswerFields]) -> dict[str, float | None]:
+    """Per field: the share of `refs` holding its most common value (None: no clip)."""
+    if not refs:
+        return dict.fromkeys(FIELDS)
+    return {f: Counter(getattr(r, f) for r in refs).most_common(1)[0][1] / len(refs) for f in FIELDS}
 
 
 def _ratio(num: np.ndarray, den: np.ndarray, draws: np.ndarray, conf: float) -> dict:
@@ -91,6 +104,9 @@ def word_metrics(names: Sequence[str], dialogues: dict[str, list[DialogueResult]
         asked = np.array([sum(d.truth for d in per[i]) for i in idx], float)
         kdraws = bs.resamples(len(idx), eval_cfg.bootstrap, eval_cfg.bootstrap_seed + seed_salt + 200 + j)
         out["said_yes"][kind] = _ratio(yes, asked, kdraws, conf)
+    refs = [(reference_of(d), parse_yes_no(d.answer) is True) for ds in per for d in ds if d.truth]
     details = {"field_clips": int(n_all.sum()), "field_clips_answered_yes": int(n_yes.sum()),
+               "field_majority": _majority([r for r, _ in refs if r is not None]),
+               "field_majority_answered": _majority([r for r, yes in refs if r is not None and yes]),
                "anomalous_clips_without_reference": int(sum(d.truth and d.ref_target is None for ds in per for d in ds))}
     return out, details
