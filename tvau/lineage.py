@@ -43,23 +43,13 @@ class LineageError(ValueError):
 
 
 def _model_version(uri: str):
-    """models:/NAME@ALIAS, models:/NAME/VERSION -> ModelVersion."""
-    from mlflow.exceptions import MlflowException
+    """models:/NAME@ALIAS, models:/NAME/VERSION -> ModelVersion (tvau.registry.resolve)."""
+    from tvau.registry.resolve import model_version
 
-    from tvau.registry.tracking import client
-
-    body = uri.removeprefix("models:/")
-    c = client()
     try:
-        if "@" in body:
-            name, alias = body.split("@", 1)
-            return c.get_model_version_by_alias(name, alias)
-        name, _, version = body.partition("/")
-        if not version:
-            raise LineageError(f"{uri}: expected models:/NAME/VERSION or models:/NAME@ALIAS")
-        return c.get_model_version(name, version)
-    except MlflowException as exc:
-        raise LineageError(f"{uri}: not in the registry ({exc.message})") from None
+        return model_version(uri)
+    except ValueError as exc:
+        raise LineageError(str(exc)) from None
 
 
 def _source_stages(lock: dict) -> set[str]:
@@ -141,21 +131,6 @@ def _resolve_datasets(root: Path, datasets: list[dict], sources: set[str], commi
     return sorted(footage, key=lambda f: f["path"]), differ
 
 
-def _logged_model_dir(uri: str, dst: str) -> Path:
-    """The trained-model directory of a version exactly as it was logged (download_model would point
-    its model.json at a bundled backbone, which changes the bytes the digest was taken of)."""
-    import mlflow
-
-    from tvau.registry.pyfunc import ARTIFACT_KEY
-
-    local = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=dst))
-    spec = yaml.safe_load((local / "MLmodel").read_text()) or {}
-    entry = (((spec.get("flavors") or {}).get("python_function") or {}).get("artifacts") or {}).get(ARTIFACT_KEY)
-    if not entry:
-        raise ValueError(f"{uri}: not a tvau model (no '{ARTIFACT_KEY}' artifact)")
-    return local / entry["path"]
-
-
 def _verify_model(uri: str, version) -> list[dict]:
     """Download the version's artifacts and recompute their digest against the one registered with it
     (tag tvau.adapters_digest; a version registered without one differs from nothing, and says so)."""
@@ -164,12 +139,13 @@ def _verify_model(uri: str, version) -> list[dict]:
     from mlflow.exceptions import MlflowException
 
     from tvau.model.trained import model_digest
+    from tvau.registry.resolve import logged_model_dir
 
     want = (version.tags or {}).get("tvau.adapters_digest")
     what = f"{uri} (adapters and model.json as logged)"
     with tempfile.TemporaryDirectory(prefix="tvau-verify-") as tmp:
         try:
-            got = model_digest(_logged_model_dir(uri, tmp))
+            got = model_digest(logged_model_dir(uri, tmp))
         except (ValueError, OSError, MlflowException) as exc:
             return [{"path": what, "expected": want, "got": f"cannot read the artifacts: {exc}"}]
     if want is None:

@@ -27,19 +27,36 @@ def use_store(root: str | Path = ".") -> str:
     return uri
 
 
-def download_model(uri: str, dst: str | Path | None = None) -> Path:
-    """Download the model at `uri` (e.g. models:/tvau@champion, models:/tvau/3, runs:/<id>/model)
-    and return its trained-model directory. `dst`: where to download (default: a new temp dir)."""
-    import mlflow
+def model_version(uri: str):
+    """models:/NAME@ALIAS or models:/NAME/VERSION -> its MLflow ModelVersion; ValueError naming the
+    URI when it has neither form or the registry does not hold it."""
+    from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
-    from tvau.model.trained import TrainedModelError, read_card
-    from tvau.registry.pyfunc import ARTIFACT_KEY, BACKBONE_KEY, with_bundled_backbone
+    body = uri.removeprefix("models:/")
+    name, alias = body.split("@", 1) if "@" in body else (body, None)
+    version = None if alias else name.partition("/")[2]
+    if body == uri or not (alias or version):
+        raise ValueError(f"{uri}: expected models:/NAME/VERSION or models:/NAME@ALIAS")
+    try:
+        if alias:
+            return MlflowClient().get_model_version_by_alias(name, alias)
+        return MlflowClient().get_model_version(name.partition("/")[0], version)
+    except MlflowException as exc:
+        raise ValueError(f"{uri}: not in the registry ({exc.message})") from None
+
+
+def _artifacts(uri: str, dst: str | Path | None) -> tuple[Path, dict]:
+    """Download `uri`'s MLflow model: (its local directory, its python_function artifacts)."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking._tracking_service.utils import is_tracking_uri_set
+
+    from tvau.model.trained import TrainedModelError
+    from tvau.registry.pyfunc import ARTIFACT_KEY
 
     if not (uri.startswith(("models:/", "runs:/"))):
         raise ValueError(f"{uri}: expected a models:/ or runs:/ URI")
-    from mlflow.tracking._tracking_service.utils import is_tracking_uri_set
-
     if not is_tracking_uri_set():  # nobody configured a store (API or MLFLOW_TRACKING_URI): ours
         use_store()
     if dst is not None:
@@ -53,10 +70,29 @@ def download_model(uri: str, dst: str | Path | None = None) -> Path:
         raise TrainedModelError(f"{uri}: not an MLflow model (no MLmodel file)")
     spec = yaml.safe_load(mlmodel.read_text()) or {}
     arts = ((spec.get("flavors") or {}).get("python_function") or {}).get("artifacts") or {}
-    entry = arts.get(ARTIFACT_KEY)
-    if not entry:
+    if not arts.get(ARTIFACT_KEY):
         raise TrainedModelError(f"{uri}: not a tvau model (no '{ARTIFACT_KEY}' artifact)")
-    path = local / entry["path"]
+    return local, arts
+
+
+def logged_model_dir(uri: str, dst: str | Path | None = None) -> Path:
+    """The trained-model directory of `uri` exactly as it was logged: the bytes its registered
+    digest was taken of (download_model may point its model.json at a bundled backbone)."""
+    from tvau.registry.pyfunc import ARTIFACT_KEY
+
+    local, arts = _artifacts(uri, dst)
+    return local / arts[ARTIFACT_KEY]["path"]
+
+
+def download_model(uri: str, dst: str | Path | None = None) -> Path:
+    """Download the model at `uri` (e.g. models:/tvau@champion, models:/tvau/3, runs:/<id>/model)
+    and return its trained-model directory, ready to load. `dst`: where to download (default: a new
+    temp dir)."""
+    from tvau.model.trained import read_card
+    from tvau.registry.pyfunc import ARTIFACT_KEY, BACKBONE_KEY, with_bundled_backbone
+
+    local, arts = _artifacts(uri, dst)
+    path = local / arts[ARTIFACT_KEY]["path"]
     meta = read_card(path)  # fails clearly if the download is incomplete
     if BACKBONE_KEY in arts:  # the backbone travelled with the model: point model.json at it
         return with_bundled_backbone(path, local / arts[BACKBONE_KEY]["path"], meta)

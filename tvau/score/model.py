@@ -64,28 +64,21 @@ def check_calibration(uri: str) -> Calibration:
 
 def _registry_metadata(uri: str) -> tuple[str | None, str | None, str | None]:
     """(name, version, run id) of a models:/ or runs:/ URI, from MLflow; (None, ...) when unknown."""
-    try:
-        from mlflow import MlflowClient
+    if uri.startswith("runs:/"):
+        return None, None, uri[len("runs:/"):].split("/", 1)[0]
+    from tvau.registry.resolve import model_version
 
-        if uri.startswith("runs:/"):
-            return None, None, uri[len("runs:/"):].split("/", 1)[0]
-        ref = uri[len("models:/"):]
-        client = MlflowClient()
-        if "@" in ref:
-            name, alias = ref.split("@", 1)
-            mv = client.get_model_version_by_alias(name, alias)
-        else:
-            name, _, version = ref.partition("/")
-            mv = client.get_model_version(name, version)
-        return mv.name, str(mv.version), mv.run_id
+    try:
+        mv = model_version(uri)
     except Exception:  # noqa: BLE001 - identity is informative; the digest is what skipping uses
         return None, None, None
+    return mv.name, str(mv.version), mv.run_id
 
 
 def resolve_model_dir(uri: str) -> tuple[Path, str | None, str | None, str | None]:
     """A local trained-model directory for a registry URI or a path, plus registry identity."""
     if uri.startswith(("models:/", "runs:/")):
-        from tvau.registry.resolve import download_model  # the registry stream's resolver
+        from tvau.registry.resolve import download_model
 
         local = Path(download_model(uri))
         name, version, run_id = _registry_metadata(uri)
