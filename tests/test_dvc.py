@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.tiny import CLIP, PRETRAIN, SYNTH, merged
 from tvau.s3server import running_s3_server
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -70,19 +71,11 @@ def repo(tmp_path_factory) -> Path:
     shutil.copy(ROOT / ".dvcignore", repo)
     shutil.copytree(ROOT / "tvau", repo / "tvau", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    # One train and one validation video of each class (the project's fractions are sized for 210).
-    params["synth"] = {**params.get("synth", {}), "videos": 4, "size": 64, "frames": 48, "train_fraction": 0.5,
-                       "validation_fraction": 0.5}
-    # The backbone's pretraining in seconds: two steps on 56-px clips of a 64-px world, one fresh
-    # video rendered by the helper process (so the determinism check below covers it), and two
-    # language-model steps.
-    params["clip"] = {**params["clip"], "height": 56, "width": 56}
-    params["pretrain"] = {"world": {**params["pretrain"]["world"], "size": 64},
-                          "vision": {**params["pretrain"]["vision"], "steps": 2, "clip_frames": 4, "holdout_videos": 1,
-                                     "warmup": 1, "pool_videos": 2, "fresh_videos": 1, "batch": 2, "width": 32,
-                                     "heads": 2, "merged_width": 64},
-                          "language": {**params["pretrain"]["language"], "layers": 1, "heads": 4, "kv_heads": 2,
-                                       "videos": 2, "holdout_videos": 1, "steps": 2, "batch": 2}}
+    # The tests' tiny sizes (tests/tiny.py), with 48-frame videos and one fresh pretraining video
+    # rendered by the helper process, so the determinism check below covers both.
+    params["synth"] = merged(params.get("synth", {}), {**SYNTH, "frames": 48})
+    params["clip"] = {**params["clip"], "height": CLIP["height"], "width": CLIP["width"]}
+    params["pretrain"] = merged(params["pretrain"], merged(PRETRAIN, {"vision": {"fresh_videos": 1}}))
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     _dvc(repo, "init", "--no-scm", "-q")
     shutil.copy(ROOT / ".dvc" / "config", repo / ".dvc" / "config")  # the project's remotes

@@ -10,17 +10,14 @@ import pytest
 import torch
 
 from benchmarks import bench_probe as bp
-from tvau.pretrain.config import LanguageConfig, PretrainConfig, VisionConfig, WorldConfig
+from tests.tiny import PRETRAIN, merged
+from tvau.pretrain.config import PretrainConfig
 from tvau.pretrain.world import CATEGORY_TARGETS, IGNORE, WorldVideo, patch_targets
 from tvau.synth.palette import COLOR_RGB
 from tvau.vocab import COLORS
 
-# Seconds on 2 cores: 2 optimiser steps of a 32-wide tower on 56x56 clips of a 128-px world.
-TINY = PretrainConfig(
-    world=WorldConfig(size=128, render_workers=0),
-    vision=VisionConfig(width=32, heads=2, merged_width=64, clip_frames=4, pool_videos=2, fresh_videos=0, crop=0,
-                        batch=2, steps=2, warmup=1, holdout_videos=1),
-    language=LanguageConfig(heads=4, kv_heads=2))
+# The tests' tiny pretraining (tests/tiny.py), rendered in this process, on whole 56-px frames.
+TINY = PretrainConfig.model_validate(merged(PRETRAIN, {"world": {"render_workers": 0}, "vision": {"crop": 0}}))
 SIZE = 112  # probe clips: a 4x4 grid of merge units
 VIDEOS = 4
 

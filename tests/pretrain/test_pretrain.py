@@ -12,6 +12,8 @@ import torch
 import yaml
 from typer.testing import CliRunner
 
+from tests.tiny import CLIP as CLIP_PARAMS
+from tests.tiny import PRETRAIN, merged
 from tvau.model.backbone import load_backbone
 from tvau.model.config import ModelConfig
 from tvau.model.tvau import TVAU
@@ -25,15 +27,10 @@ from tvau.pretrain.world import (
     render_world_video,
 )
 
-# Small enough for seconds on 2 cores: 2 optimiser steps on 56x56 clips of a 128-px world.
-TINY = PretrainConfig.model_validate({
-    "world": {"size": 128, "threads": 1},
-    "vision": {"steps": 2, "clip_frames": 4, "holdout_videos": 1, "warmup": 1, "pool_videos": 2, "batch": 2,
-               "width": 32, "heads": 2, "merged_width": 64,  # the embedded tiny tower's widths
-               "fresh_videos": 0},
-    "language": {"layers": 2, "heads": 4, "kv_heads": 2, "videos": 2, "holdout_videos": 2, "steps": 2, "batch": 2,
-                 "warmup": 1}})
-CLIP = 56
+# The tests' tiny pretraining (tests/tiny.py), with a two-layer language model (its layers are
+# checked to be the LM's own) and two held-out videos.
+TINY = PretrainConfig.model_validate(merged(PRETRAIN, {"language": {"layers": 2, "holdout_videos": 2}}))
+CLIP = CLIP_PARAMS["height"]
 
 
 def _with(cfg: PretrainConfig, **parts) -> PretrainConfig:
@@ -287,8 +284,10 @@ def test_world_dialogue_answers_from_what_the_camera_shows_and_never_says_anomal
         _, ids = zip(*render_video(scene, actors, 24, np.random.default_rng(k), 0.0, 0.0))
         ids = np.stack(ids)
         turns = world_dialogue(actors, scene, ids, np.random.default_rng([k, 1]))
-        assert turns[0][0] == Q_WHAT and len(turns) in (4, 7)  # 7 when an object is alone in its region
         described = [(q, a) for q, a in turns if q.startswith("Describe what is in the ")]
+        # 3 turns per object alone in its region (described, colour, from/to), different regions
+        assert turns[0][0] == Q_WHAT and len(turns) == 4 + 3 * len(described) and len(described) <= 3
+        assert len({q for q, _ in described}) == len(described)
         for q, a in described:  # the object named by its region is the one described
             region = q.removeprefix("Describe what is in the ").rstrip(".")
             assert any(appearance(x.category, x.look["colors"], x.look.get("clothing", "")).lower() in a.lower()
@@ -342,8 +341,16 @@ def test_generic_field_accuracy_reads_the_answers_and_counts_unstated_fields_wro
         {"video": 0, "question": "From where to where does it move?", "reference": "It moves from the left to the top.",
          "answer": "It moves from the left to the middle."},
     ]
-    point, ci = _field_accuracy(answers, seed=0)
+    point, ci, constant = _field_accuracy(answers, seed=0)
     assert point["category"] == round(2 / 3, 4) and point["clothing"] == round(2 / 3, 4)
     assert point["color"] == round(1 / 3, 4) and point["action"] == round(1 / 3, 4)
     assert point["from_region"] == 1.0 and point["to_region"] == 0.0
     assert ci["color"][0] <= point["color"] <= ci["color"][1]
+    assert constant["category"] == 1.0  # every reference is a person: "a person" to all scores 1
+
+    # A second object described in video 0, a bicycle: every question counts, and the constant answer
+    # ("person", 3 of 4) is what a model that never looks would score.
+    answers.append({"video": 0, "question": "Describe what is in the right.", "reference": "A green bicycle, riding.",
+                    "answer": "A person in a green shirt and blue jeans, walking."})
+    point, _, constant = _field_accuracy(answers, seed=0)
+    assert point["category"] == 0.5 and constant["category"] == 0.75

@@ -4,10 +4,10 @@ and the directory nightly scoring downloads carries it, with or without a bundle
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
 from pathlib import Path
 
+from tests.registry.helpers import eval_report, write_model_dir
 from tvau.evaluate.calibration import fit
 from tvau.registry import models
 from tvau.registry.gates import check_gates
@@ -16,9 +16,6 @@ from tvau.registry.pyfunc import log_pyfunc
 from tvau.registry.tracking import PipelineRun
 
 REPO = Path(__file__).resolve().parents[2]
-_spec = importlib.util.spec_from_file_location("registry_conftest", Path(__file__).with_name("conftest.py"))
-_helpers = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(_helpers)
 
 
 def test_calibration_travels_with_the_registered_model(store, tiny_cache, tmp_path, monkeypatch):
@@ -31,11 +28,11 @@ def test_calibration_travels_with_the_registered_model(store, tiny_cache, tmp_pa
     root = tmp_path / "checkout"
     shutil.copytree(ensure_tiny(tiny_cache, 0), root / "data" / "backbone")
     monkeypatch.chdir(root)
-    mdir = _helpers.write_model_dir(root / "data" / "models" / "tvau", tiny_cache, seed=1, backbone="data/backbone")
+    mdir = write_model_dir(root / "data" / "models" / "tvau", tiny_cache, seed=1, backbone="data/backbone")
     run = PipelineRun.start(store, root, name="calibrated")
     with_cal = log_pyfunc(mdir, run.run_id, name="with", root=root, calibration=block)
     without = log_pyfunc(mdir, run.run_id, name="without", root=root)
-    gates = check_gates(_helpers.eval_report(), load_policy(REPO / "registry" / "policy.yaml"))
+    gates = check_gates(eval_report(), load_policy(REPO / "registry" / "policy.yaml"))
     mv = models.register_candidate(with_cal, gates, {}, "tvau")
     run.finish()
     assert not (mdir / "calibration.json").exists()  # the DVC output is left as DVC made it

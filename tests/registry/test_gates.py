@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
 
+from tests.registry.helpers import eval_report
 from tvau.registry.gates import EvalReportError, check_gates, read_eval
 from tvau.registry.policy import PolicyError, load_policy
 
 REPO = Path(__file__).resolve().parents[2]
-_spec = importlib.util.spec_from_file_location("registry_conftest", Path(__file__).with_name("conftest.py"))
-_helpers = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(_helpers)
-eval_report = _helpers.eval_report
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,6 @@ and a scoring manifest on the real S3 server (rclone, loopback) -> outputs, inpu
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 import os
 import subprocess
@@ -16,6 +15,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
+from tests.registry.helpers import eval_report, write_model_dir
 from tvau.lineage import LineageError, lineage
 from tvau.registry import models
 from tvau.registry.gates import check_gates
@@ -24,9 +24,6 @@ from tvau.registry.pyfunc import log_pyfunc
 from tvau.registry.tracking import PipelineRun
 
 REPO = Path(__file__).resolve().parents[2]
-_spec = importlib.util.spec_from_file_location("registry_conftest", Path(__file__).with_name("conftest.py"))
-_helpers = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(_helpers)
 
 FOOTAGE = """\
 import sys
@@ -77,7 +74,7 @@ def test_lineage_resolves_to_dvc_lock_and_footage(store, model_dir, dvc_repo, tm
     run = PipelineRun.start(store, dvc_repo, name="lineage")
     run.log(params={"seed": 3, "model": {"backbone": "embedded:tiny"}}, metrics={"validation.micro_auc": 0.97})
     run.log_dvc(dvc_repo)
-    gates = check_gates(_helpers.eval_report(), load_policy(REPO / "registry" / "policy.yaml"))
+    gates = check_gates(eval_report(), load_policy(REPO / "registry" / "policy.yaml"))
     mv = models.register_candidate(log_pyfunc(model_dir, run.run_id), gates, {"micro_auc": 0.97}, "tvau")
     models.promote("tvau", mv.version, why="lineage test")
     run.finish()
@@ -120,7 +117,7 @@ def test_lineage_on_a_fresh_clone_and_verify(store, model_dir, tiny_cache, dvc_r
 
     run = PipelineRun.start(store, dvc_repo, name="fresh")
     run.log_dvc(dvc_repo)
-    gates = check_gates(_helpers.eval_report(), load_policy(REPO / "registry" / "policy.yaml"))
+    gates = check_gates(eval_report(), load_policy(REPO / "registry" / "policy.yaml"))
     mv = models.register_candidate(log_pyfunc(model_dir, run.run_id), gates, {"micro_auc": 0.97}, "tvau")
     run.finish()
     clone = tmp_path / "clone"
@@ -152,7 +149,7 @@ def test_lineage_on_a_fresh_clone_and_verify(store, model_dir, tiny_cache, dvc_r
     from tvau.model.trained import backbone_sha256, model_digest
 
     backbone = str(ensure_tiny(tiny_cache, 0))
-    bundled = _helpers.write_model_dir(tmp_path / "bundled", tiny_cache, backbone=backbone,
+    bundled = write_model_dir(tmp_path / "bundled", tiny_cache, backbone=backbone,
                                        backbone_sha256=backbone_sha256(backbone))
     run = PipelineRun.start(store, dvc_repo, name="bundled")
     run.log_dvc(dvc_repo)
@@ -194,7 +191,7 @@ def test_lineage_of_a_scoring_manifest_on_s3(store, model_dir, dvc_repo, tmp_pat
 
     run = PipelineRun.start(store, dvc_repo, name="scored")
     run.log_dvc(dvc_repo)
-    gates = check_gates(_helpers.eval_report(), load_policy(REPO / "registry" / "policy.yaml"))
+    gates = check_gates(eval_report(), load_policy(REPO / "registry" / "policy.yaml"))
     from tvau.evaluate.calibration import fit
 
     calibration = fit([0.5] * 20 + [1.0] * 20, [False] * 20 + [True] * 20, 0.05, 4 / 24,

@@ -4,13 +4,13 @@ about the registry path, not model quality."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
+from tests.registry.helpers import eval_report, write_model_dir
 from tvau.registry import models
 from tvau.registry.gates import check_gates
 from tvau.registry.policy import load_policy
@@ -18,10 +18,6 @@ from tvau.registry.pyfunc import log_pyfunc
 from tvau.registry.tracking import PipelineRun
 
 REPO = Path(__file__).resolve().parents[2]
-_spec = importlib.util.spec_from_file_location("registry_conftest", Path(__file__).with_name("conftest.py"))
-_helpers = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(_helpers)
-eval_report = _helpers.eval_report
 
 
 def _candidate(store, model_dir, tmp_path, report: dict):
@@ -146,7 +142,7 @@ def test_registration_is_idempotent_on_adapters_data_code_and_evaluation(store, 
     assert v2.tags["tvau.data_digest"] != v1.tags["tvau.data_digest"]
     assert v2.tags["tvau.adapters_digest"] == v1.tags["tvau.adapters_digest"]
 
-    _helpers.write_model_dir(root / "data" / "models" / "tvau", tiny_cache, seed=1)  # other adapters
+    write_model_dir(root / "data" / "models" / "tvau", tiny_cache, seed=1)  # other adapters
     v3, reused, _ = run_once(report)
     assert not reused and v3.tags["tvau.adapters_digest"] != v2.tags["tvau.adapters_digest"]
     assert run_once(report)[1]  # and that one is reused in turn

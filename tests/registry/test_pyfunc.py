@@ -5,7 +5,6 @@ are checked against the model run directly, not for quality."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import signal
@@ -20,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.registry.helpers import eval_report, write_model_dir
 from tvau.registry import models
 from tvau.registry.gates import check_gates
 from tvau.registry.policy import load_policy
@@ -27,14 +27,11 @@ from tvau.registry.pyfunc import log_pyfunc
 from tvau.registry.tracking import PipelineRun
 
 REPO = Path(__file__).resolve().parents[2]
-_spec = importlib.util.spec_from_file_location("registry_conftest", Path(__file__).with_name("conftest.py"))
-_helpers = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(_helpers)
 
 
 @pytest.fixture()
 def champion(store, model_dir, tmp_path):
-    report = _helpers.eval_report()
+    report = eval_report()
     run = PipelineRun.start(store, tmp_path, name="pyfunc")
     uri = log_pyfunc(model_dir, run.run_id)
     gates = check_gates(report, load_policy(REPO / "registry" / "policy.yaml"))
@@ -149,11 +146,11 @@ def test_local_backbone_travels_with_the_model(store, tiny_cache, tmp_path, monk
     shutil.copytree(ensure_tiny(tiny_cache, 0), train_root / "data" / "backbone")
     digest = sha256_file(train_root / "data" / "backbone" / "model.safetensors")
     monkeypatch.chdir(train_root)  # model.json says "data/backbone", relative to the checkout
-    mdir = _helpers.write_model_dir(train_root / "data" / "models" / "tvau", tiny_cache, seed=1,
+    mdir = write_model_dir(train_root / "data" / "models" / "tvau", tiny_cache, seed=1,
                                     backbone="data/backbone", backbone_sha256=digest)
     run = PipelineRun.start(store, train_root, name="bundled")
     uri = log_pyfunc(mdir, run.run_id, root=train_root)
-    gates = check_gates(_helpers.eval_report(), load_policy(REPO / "registry" / "policy.yaml"))
+    gates = check_gates(eval_report(), load_policy(REPO / "registry" / "policy.yaml"))
     mv = models.register_candidate(uri, gates, {}, "tvau")
     run.finish()
     clip = _clip(2)

@@ -4,7 +4,6 @@ screenshot and on the DOM chromium built."""
 
 from __future__ import annotations
 
-import importlib.util
 import re
 import shutil
 import subprocess
@@ -13,15 +12,13 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from tests.registry.helpers import eval_report
 from tvau.registry.gates import check_gates
 from tvau.registry.pipeline import RetrainSummary, metrics_table
 from tvau.registry.policy import load_policy
 from tvau.report import Section, front_page, write_html_report
 
 REPO = Path(__file__).resolve().parents[2]
-_spec = importlib.util.spec_from_file_location("registry_conftest", Path(__file__).with_name("conftest.py"))
-_helpers = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(_helpers)
 
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync",
@@ -29,7 +26,7 @@ CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic
 
 
 def _gates():
-    evaluation = _helpers.eval_report(rbdc=0.61, baseline=0.6)  # one failing gate: beats_baseline.rbdc
+    evaluation = eval_report(rbdc=0.61, baseline=0.6)  # one failing gate: beats_baseline.rbdc
     return evaluation, check_gates(evaluation, load_policy(REPO / "registry" / "policy.yaml"))
 
 

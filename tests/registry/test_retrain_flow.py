@@ -9,7 +9,6 @@ model quality (the DVC training stages are tested on their own).
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -19,12 +18,10 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.registry.helpers import eval_report
 from tvau.registry.pipeline import StageFailed, StageSpec, run_stage
 
 REPO = Path(__file__).resolve().parents[2]
-_spec = importlib.util.spec_from_file_location("registry_conftest", Path(__file__).with_name("conftest.py"))
-_helpers = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(_helpers)
 
 FOOTAGE = """\
 import sys
@@ -109,8 +106,8 @@ def test_retrain_flow_promotes_a_passing_candidate_and_fails_on_a_failing_one(
 
     root = _repo(tmp_path / "repo", tmp_path / "mlflow")
     good, bad = tmp_path / "good.json", tmp_path / "bad.json"
-    good.write_text(json.dumps(_helpers.eval_report()))
-    bad.write_text(json.dumps(_helpers.eval_report(micro_auc=0.6)))
+    good.write_text(json.dumps(eval_report()))
+    bad.write_text(json.dumps(eval_report(micro_auc=0.6)))
 
     s1 = retrain(root=str(root), stages=_stages(model_dir, good))
     assert s1["status"] == "COMPLETED" and s1["promoted"] and s1["gates"]["passed"]

@@ -17,7 +17,6 @@ project's own."""
 from __future__ import annotations
 
 import configparser
-import importlib.util
 import json
 import os
 import re
@@ -34,6 +33,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.stack import tiny_project as tiny
 from tvau.stack import procs
 from tvau.stack.stack import SERVICES
 
@@ -41,9 +41,6 @@ pytestmark = pytest.mark.services
 
 REPO = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
-_spec = importlib.util.spec_from_file_location("stack_tiny_project", HERE / "tiny_project.py")
-tiny = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(tiny)
 
 RETRAIN = "tvau-retrain/nightly"
 SCORE = "score-night/nightly"

@@ -17,7 +17,6 @@ smaller than the bug's effect. The logged losses must agree to 1e-6.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import socket
@@ -29,12 +28,8 @@ import pytest
 import yaml
 from safetensors.torch import load_file
 
+from tests.train.fixtures import tiny_params
 from tvau.train import run_stage
-
-_spec = importlib.util.spec_from_file_location("_tvau_train_fixtures", Path(__file__).with_name("conftest.py"))
-_fixtures = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(_fixtures)
-tiny_params = _fixtures.tiny_params
 
 pytestmark = pytest.mark.slow
 BIN = Path(sys.executable).parent
