@@ -109,5 +109,5 @@ def trained(params, train_set, tmp_path_factory) -> Path:
     from tvau.train import run_stage
 
     root = tmp_path_factory.mktemp("trained")
-    ahd = run_stage(params, "ahd", train_set, root / "ahd", checkpoint_dir=root / "ck1", progress=False)
-    return run_stage(params, "rae", train_set, root / "tvau", init=ahd, checkpoint_dir=root / "ck2", progress=False)
+    ahd = run_stage(params, "ahd", train_set, root / "ahd", checkpoint_dir=root / "ck1", progress="off")
+    return run_stage(params, "rae", train_set, root / "tvau", init=ahd, checkpoint_dir=root / "ck2", progress="off")

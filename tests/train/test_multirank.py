@@ -56,7 +56,7 @@ def test_zero3_on_two_ranks_matches_one_process(model_cache, footage, train_set,
     two_ranks = tiny_params(model_cache, footage, zero_stage=3, grad_accum=8, cache_features=True,
                             ahd={"lr": 0.01, "epochs": 1, "max_steps": 2, "warmup_fraction": 0.0})
     one = two_ranks.model_copy(update={"train": two_ranks.train.model_copy(update={"zero_stage": 0})})
-    ref = run_stage(one, "ahd", train_set, tmp_path / "one", checkpoint_dir=tmp_path / "ck1", progress=False)
+    ref = run_stage(one, "ahd", train_set, tmp_path / "one", checkpoint_dir=tmp_path / "ck1", progress="off")
 
     p = tmp_path / "params.yaml"
     p.write_text(yaml.safe_dump(two_ranks.model_dump(mode="json")))
@@ -91,9 +91,9 @@ def test_train_ranks_relaunches_itself_and_shares_the_vision_passes(model_cache,
                       rae={"lr": 0.01, "epochs": 1, "max_steps": 2, "warmup_fraction": 0.0})
     two = two.model_copy(update={"model": two.model.model_copy(update={"lora_dropout": 0.0})})
     one = two.model_copy(update={"train": two.train.model_copy(update={"ranks": 1})})
-    ref_ahd = run_stage(one, "ahd", train_set, tmp_path / "one_ahd", checkpoint_dir=tmp_path / "ck1", progress=False)
+    ref_ahd = run_stage(one, "ahd", train_set, tmp_path / "one_ahd", checkpoint_dir=tmp_path / "ck1", progress="off")
     ref = run_stage(one, "rae", train_set, tmp_path / "one", init=ref_ahd, checkpoint_dir=tmp_path / "ck2",
-                    progress=False)
+                    progress="off")
 
     p = tmp_path / "params.yaml"
     p.write_text(yaml.safe_dump(two.model_dump(mode="json")))
@@ -135,7 +135,7 @@ def test_train_ranks_reports_a_bad_training_set_in_one_line_before_any_rank_star
     p.write_text(yaml.safe_dump(params.model_dump(mode="json")))
     env = _no_launcher_env()
     ahd = run_stage(params.model_copy(update={"train": params.train.model_copy(update={"ranks": 1})}), "ahd",
-                    train_set, tmp_path / "ahd", checkpoint_dir=tmp_path / "ck", progress=False)
+                    train_set, tmp_path / "ahd", checkpoint_dir=tmp_path / "ck", progress="off")
     r = subprocess.run([str(BIN / "tvau"), "train", "rae", "--params", str(p), "--data", str(broken),
                         "--init", str(ahd), "--out", str(tmp_path / "out")],
                        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300, check=False)
@@ -154,7 +154,7 @@ def test_two_ranks_stopped_and_resumed_train_the_uninterrupted_adapters(model_ca
                          rae={"lr": 0.01, "epochs": 1, "max_steps": 5, "warmup_fraction": 0.0})
     assert params.model.lora_dropout > 0
     one = params.model_copy(update={"train": params.train.model_copy(update={"ranks": 1})})
-    ahd = run_stage(one, "ahd", train_set, tmp_path / "ahd", checkpoint_dir=tmp_path / "ck_ahd", progress=False)
+    ahd = run_stage(one, "ahd", train_set, tmp_path / "ahd", checkpoint_dir=tmp_path / "ck_ahd", progress="off")
     p = tmp_path / "params.yaml"
     p.write_text(yaml.safe_dump(params.model_dump(mode="json")))
     env = _no_launcher_env()

@@ -31,7 +31,7 @@ def _changed(a: dict, b: dict) -> bool:
 def test_stage1_trains_ahd_only_and_leaves_the_backbone_bit_identical(params, train_set, tmp_path):
     model = TVAU.from_params(params)
     before, bb = _groups(model), _backbone(model)
-    out = run_stage(params, "ahd", train_set, tmp_path / "ahd", checkpoint_dir=tmp_path / "ck", progress=False,
+    out = run_stage(params, "ahd", train_set, tmp_path / "ahd", checkpoint_dir=tmp_path / "ck", progress="off",
                     model=model)
     after = _groups(load_trained(out, params))
     assert _changed(before["ahd"], after["ahd"])
@@ -48,7 +48,7 @@ def test_stage2_trains_rae_and_lora_only(params, train_set, trained):
     model = TVAU.from_params(params)
     bb = _backbone(model)
     out = run_stage(params, "rae", train_set, trained.parent / "tvau2", init=trained.parent / "ahd",
-                    checkpoint_dir=trained.parent / "ck3", progress=False, model=model)
+                    checkpoint_dir=trained.parent / "ck3", progress="off", model=model)
     stage2 = _groups(load_trained(out, params))
     assert not _changed(stage1["ahd"], stage2["ahd"])
     assert _changed(stage1["rae"], stage2["rae"]) and _changed(stage1["lora"], stage2["lora"])
@@ -89,7 +89,7 @@ def test_yes_no_phase_is_balanced_trains_the_decision_token_alone_and_runs_first
     assert balanced(b) == b  # already balanced: unchanged
     warm = params.model_copy(update={"train": params.train.model_copy(update={"rae_epochs_q": 1})})
     out = run_stage(warm, "rae", train_set, trained.parent / "tvau_q", init=trained.parent / "ahd",
-                    checkpoint_dir=trained.parent / "ck_q", progress=False)
+                    checkpoint_dir=trained.parent / "ck_q", progress="off")
     phases = [json.loads(line)["phase"] for line in (out / "train_log.jsonl").read_text().splitlines()]
     order = [("Q", "A", "B").index(p) for p in phases]
     assert order[0] == 0 and order == sorted(order)
@@ -127,7 +127,7 @@ def test_decision_threshold_is_fitted_on_the_training_clips_and_saved(params, tr
 
     cal = params.model_copy(update={"train": params.train.model_copy(update={"rae_calibrate_decision": True})})
     out = run_stage(cal, "rae", train_set, trained.parent / "tvau_cal", init=trained.parent / "ahd",
-                    checkpoint_dir=trained.parent / "ck_cal", progress=False)
+                    checkpoint_dir=trained.parent / "ck_cal", progress="off")
     summary = json.loads((out / "train.json").read_text())["decision_calibration"]
     plain, model = load_trained(trained, params), load_trained(out, cal)
     assert plain.decision_offset is None
@@ -156,7 +156,7 @@ def test_clips_encoded_in_groups_train_as_one_clip_at_a_time(params, train_set, 
     """train.encode_batch groups clips into one vision call: the adapters are those of one clip per call
     (up to float rounding of the batched vision pass)."""
     one = params.model_copy(update={"train": params.train.model_copy(update={"encode_batch": 1})})
-    out = run_stage(one, "ahd", train_set, tmp_path / "ahd1", checkpoint_dir=tmp_path / "ck1", progress=False)
+    out = run_stage(one, "ahd", train_set, tmp_path / "ahd1", checkpoint_dir=tmp_path / "ck1", progress="off")
     grouped, single = _groups(load_trained(trained.parent / "ahd", params)), _groups(load_trained(out, one))
     assert params.train.encode_batch > 1
     for k, v in grouped["ahd"].items():
@@ -171,7 +171,7 @@ class Killed(Exception):
 def test_a_killed_run_resumes_to_the_same_adapters(params, train_set, trained, tmp_path, stage):
     init = trained.parent / "ahd" if stage == "rae" else None
     whole = run_stage(params, stage, train_set, tmp_path / "whole", init=init, checkpoint_dir=tmp_path / "ckw",
-                      progress=False)
+                      progress="off")
 
     def kill_at_3(step, metrics):  # after step 3: the last checkpoint is step 2
         if step == 3:
@@ -179,22 +179,22 @@ def test_a_killed_run_resumes_to_the_same_adapters(params, train_set, trained, t
 
     with pytest.raises(Killed):
         run_stage(params, stage, train_set, tmp_path / "resumed", init=init, checkpoint_dir=tmp_path / "ckr",
-                  on_log=kill_at_3, progress=False)
+                  on_log=kill_at_3, progress="off")
     assert not (tmp_path / "resumed").exists()  # nothing half-written
     steps = []
     run_stage(params, stage, train_set, tmp_path / "resumed", init=init, checkpoint_dir=tmp_path / "ckr",
-              on_log=lambda s, m: steps.append(s), progress=False)
+              on_log=lambda s, m: steps.append(s), progress="off")
     assert steps == [3, 4]  # resumed after the step-2 checkpoint
     for name in ("adapters.safetensors", "train_log.jsonl"):
         assert (tmp_path / "resumed" / name).read_bytes() == (whole / name).read_bytes(), name
 
 
 def test_a_checkpoint_of_other_inputs_is_not_resumed(params, train_set, tmp_path):
-    run_stage(params, "ahd", train_set, tmp_path / "a", checkpoint_dir=tmp_path / "ck", progress=False)
+    run_stage(params, "ahd", train_set, tmp_path / "a", checkpoint_dir=tmp_path / "ck", progress="off")
     other = params.model_copy(update={"train": params.train.model_copy(update={"seed": 1})})
     steps = []
     run_stage(other, "ahd", train_set, tmp_path / "b", checkpoint_dir=tmp_path / "ck",
-              on_log=lambda s, m: steps.append(s), progress=False)
+              on_log=lambda s, m: steps.append(s), progress="off")
     assert steps == [1, 2, 3, 4]
 
 

@@ -59,7 +59,7 @@ def _run(stage: str, data: Path, out: Path, init: Path | None, params_path: Path
 
     try:
         run_stage(params, stage, data, out, init=init, checkpoint_dir=checkpoints, resume=resume,
-                  progress=sys.stderr.isatty(), progress_lines=True, stop_after=stop_after)
+                  progress="bar" if sys.stderr.isatty() else "lines", stop_after=stop_after)
     except (TrainingDataError, TrainedModelError, FileNotFoundError) as exc:
         _fail(str(exc))
     except TrainingStopped as stopped:

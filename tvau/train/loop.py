@@ -394,121 +394,145 @@ def _gathered(model, zero_stage: int):
     return deepspeed.zero.GatheredParameters(params, modifier_rank=None)
 
 
-def run_stage(params, stage: str, data_dir: str | Path = "data/train", out_dir: str | Path | None = None, *,
-              init: str | Path | None = None, checkpoint_dir: str | Path | None = None, resume: bool = True,
-              on_log: OnLog | None = None, progress: bool = True, model=None,
-              progress_lines: bool = False, stop_after: int = 0) -> Path:
-    """Train one stage and write the trained-model directory `out_dir` (default data/models/ahd or
-    data/models/tvau) with the adapters, model.json, the training log and a summary (no timings:
-    DVC tracks these files). `init` is the stage-1 directory for stage 2. `model`: an already loaded
-    TVAU built from the same params (default: built here); it is trained in place. progress_lines:
-    without a progress bar, print one line per log interval to stderr instead. stop_after > 0: after
-    that many optimiser steps of this run, checkpoint and raise TrainingStopped (a time-boxed slot on a
-    preemptible machine; the next run resumes there). Returns out_dir."""
-    from tqdm import tqdm
+def _resume(engine, ckpt_root: Path, fingerprint_: str, tr: Trainer) -> tuple[int, list[dict]]:
+    """(the step to start at, the log so far): from the run's latest checkpoint, else (0, [])."""
+    if not (ckpt_root / "latest").exists():
+        return 0, []
+    _, client = engine.load_checkpoint(str(ckpt_root), load_module_strict=False)
+    if client is None or client.get("fingerprint") != fingerprint_:
+        raise RuntimeError(f"{ckpt_root}: checkpoint does not match this run")
+    torch.set_rng_state(client["torch_rng"][tr.rank])  # one state per rank
+    if tr.rank == 0:
+        print(f"resuming {tr.stage} from {ckpt_root} at step {client['step']}/{len(tr.steps)}", flush=True)
+    return int(client["step"]), list(client["log"])
 
-    from tvau.model.trained import save_trained
-    from tvau.train.engine import initialize
 
-    data_dir = Path(data_dir)
-    out_dir = Path(out_dir or ("data/models/ahd" if stage == "ahd" else "data/models/tvau"))
-    init = Path(init) if init is not None else None
-    tr = Trainer(params, stage, data_dir, init, progress, model)
-    cfg = tr.cfg
-    fp = fingerprint(params, stage, data_dir, init, tr.world)
-    ckpt_root = Path(checkpoint_dir or Path(".tvau/checkpoints") / stage) / fp
-    engine, _, scheduler = initialize(MicroBatchLoss(tr), tr.model.trainable_parameters(), cfg, tr.stage_cfg,
-                                      len(tr.steps), tr.world)
+def _save_checkpoint(engine, ckpt_root: Path, step: int, log: list[dict], fingerprint_: str, tr: Trainer) -> None:
+    """A resumable checkpoint at `step`, keeping the newest train.keep_checkpoints."""
     from deepspeed import comm as dist
 
-    start, log = 0, []
-    latest = ckpt_root / "latest"
-    if resume and latest.exists():
-        _, client = engine.load_checkpoint(str(ckpt_root), load_module_strict=False)
-        if client is None or client.get("fingerprint") != fp:
-            raise RuntimeError(f"{ckpt_root}: checkpoint does not match this run")
-        start, log = int(client["step"]), list(client["log"])
-        torch.set_rng_state(client["torch_rng"][tr.rank])  # one state per rank
-        if tr.rank == 0:
-            print(f"resuming {stage} from {ckpt_root} at step {start}/{len(tr.steps)}", flush=True)
+    # Every rank's RNG state (dropout masks differ per rank): DeepSpeed writes the client state from
+    # rank 0 only, so with one state every rank resumed with rank 0's and drew other masks than an
+    # uninterrupted run would have.
+    rngs: list = [None] * tr.world
+    if tr.world > 1:
+        import torch.distributed as tdist
 
-    def checkpoint(step: int) -> None:
-        tag = f"step{step:06d}"
-        # Every rank's RNG state (dropout masks differ per rank): DeepSpeed writes the client state from
-        # rank 0 only, so with one state every rank resumed with rank 0's and drew other masks than an
-        # uninterrupted run would have.
-        rngs: list = [None] * tr.world
-        if tr.world > 1:
-            import torch.distributed as tdist
+        tdist.all_gather_object(rngs, torch.get_rng_state())
+    else:
+        rngs = [torch.get_rng_state()]
+    engine.save_checkpoint(str(ckpt_root), tag=f"step{step:06d}", exclude_frozen_parameters=True,
+                           client_state={"step": step, "log": log, "fingerprint": fingerprint_, "torch_rng": rngs})
+    dist.barrier()
+    if tr.rank == 0:  # prune old checkpoints (rank 0 only; all ranks share the directory)
+        tags = sorted(p.name for p in ckpt_root.glob("step*") if p.is_dir())
+        for old in tags[:-tr.cfg.keep_checkpoints]:
+            shutil.rmtree(ckpt_root / old, ignore_errors=True)
 
-            tdist.all_gather_object(rngs, torch.get_rng_state())
-        else:
-            rngs = [torch.get_rng_state()]
-        engine.save_checkpoint(str(ckpt_root), tag=tag, exclude_frozen_parameters=True,
-                               client_state={"step": step, "log": log, "fingerprint": fp, "torch_rng": rngs})
-        dist.barrier()
-        if tr.rank == 0:  # prune old checkpoints (rank 0 only; all ranks share the directory)
-            tags = sorted(p.name for p in ckpt_root.glob("step*") if p.is_dir())
-            for old in tags[:-cfg.keep_checkpoints]:
-                shutil.rmtree(ckpt_root / old, ignore_errors=True)
 
-    tr.share_features()
-    tr.train_mode()
-    bar = tqdm(total=len(tr.steps), initial=start, desc=f"train {stage}", unit="step", disable=not tr.progress)
-    for step in range(start, len(tr.steps)):
-        items = tr.steps[step]
-        lr = float(scheduler.get_last_lr()[0])  # the rate this step's update uses
-        total = torch.zeros(())
-        mbs = [items[i:i + cfg.micro_batch] for i in range(0, len(items), cfg.micro_batch)]
-        for k, mb in enumerate(mbs):
-            if k % tr.world != tr.rank:
-                continue
-            loss = engine(mb)
-            engine.backward(loss)
-            engine.step()
-            total += loss.detach().float()
-        if tr.world > 1:
-            dist.all_reduce(total)
-        done = step + 1
-        entry = {"step": done, "loss": float(total) / len(mbs), "lr": lr,
-                 "phase": items[-1].phase, "epoch": round(items[-1].epoch, 4)}
-        log.append(entry)
-        bar.update(1)
-        bar.set_postfix(loss=f"{entry['loss']:.4f}")
-        if tr.rank == 0 and (done % cfg.log_every == 0 or done == len(tr.steps)):
-            if not tr.progress and progress_lines:  # no bar (e.g. under DVC): one line per log interval
-                print(f"{stage} step {done}/{len(tr.steps)} loss {entry['loss']:.4f} lr {lr:.3g} "
-                      f"phase {entry['phase']} epoch {entry['epoch']}", file=sys.stderr, flush=True)
-            if on_log is not None:
-                on_log(done, {k: v for k, v in entry.items() if k != "step"})
-        due = (cfg.checkpoint_every and done % cfg.checkpoint_every == 0) or done == len(tr.steps)
-        stop = bool(stop_after) and done - start >= stop_after and done < len(tr.steps)
-        if due or stop:
-            checkpoint(done)
-        if stop:
-            bar.close()
-            raise TrainingStopped(done, len(tr.steps), ckpt_root)
-    bar.close()
+def _optimiser_step(engine, tr: Trainer, items: list) -> float:
+    """One optimiser step over `items`, this rank taking every world-th micro-batch; the mean loss of
+    all ranks' micro-batches."""
+    from deepspeed import comm as dist
+
+    size = tr.cfg.micro_batch
+    total = torch.zeros(())
+    mbs = [items[i:i + size] for i in range(0, len(items), size)]
+    for k, mb in enumerate(mbs):
+        if k % tr.world != tr.rank:
+            continue
+        loss = engine(mb)
+        engine.backward(loss)
+        engine.step()  # DeepSpeed updates at the gradient-accumulation boundary
+        total += loss.detach().float()
+    if tr.world > 1:
+        dist.all_reduce(total)
+    return float(total) / len(mbs)
+
+
+def _write_model(tr: Trainer, out_dir: Path, log: list[dict], fingerprint_: str) -> dict:
+    """Freeze the model, calibrate stage 2's decision when asked, and write the trained-model directory
+    with its training log and summary; returns the summary."""
+    from deepspeed import comm as dist
+
+    from tvau.model.trained import save_trained
+
+    cfg = tr.cfg
     tr.model.set_stage("frozen")
     tr.model.eval()
-    calibration = tr.calibrate() if stage == "rae" and cfg.rae_calibrate_decision else None
+    calibration = tr.calibrate() if tr.stage == "rae" and cfg.rae_calibrate_decision else None
     summary = {
-        "stage": stage, "steps": len(tr.steps), "clips_per_step": tr.batch, "world_size": tr.world,
+        "stage": tr.stage, "steps": len(tr.steps), "clips_per_step": tr.batch, "world_size": tr.world,
         "samples": {k: len(v) for k, v in tr.samples.items()}, "final_loss": log[-1]["loss"] if log else None,
-        "first_loss": log[0]["loss"] if log else None, "fingerprint": fp,
+        "first_loss": log[0]["loss"] if log else None, "fingerprint": fingerprint_,
         "deepspeed": {"zero_stage": cfg.zero_stage, "precision": cfg.precision},
     }
     if calibration is not None:
         summary["decision_calibration"] = calibration
     with _gathered(tr.model, cfg.zero_stage):
         if tr.rank == 0:
-            save_trained(tr.model, out_dir, params, extra_files={
+            save_trained(tr.model, out_dir, tr.params, extra_files={
                 LOG_FILE: "".join(json.dumps(e) + "\n" for e in log).encode(),
                 SUMMARY_FILE: (json.dumps(summary, indent=2, sort_keys=True) + "\n").encode(),
             })
     dist.barrier()
-    if tr.rank == 0 and (tr.progress or progress_lines):
-        print(f"{stage}: {len(tr.steps)} steps, loss {summary['first_loss']:.4f} -> {summary['final_loss']:.4f}; "
+    return summary
+
+
+def run_stage(params, stage: str, data_dir: str | Path = "data/train", out_dir: str | Path | None = None, *,
+              init: str | Path | None = None, checkpoint_dir: str | Path | None = None, resume: bool = True,
+              on_log: OnLog | None = None, progress: str = "bar", model=None, stop_after: int = 0) -> Path:
+    """Train one stage and write the trained-model directory `out_dir` (default data/models/ahd or
+    data/models/tvau) with the adapters, model.json, the training log and a summary (no timings:
+    DVC tracks these files). `init` is the stage-1 directory for stage 2. `model`: an already loaded
+    TVAU built from the same params (default: built here); it is trained in place. progress: "bar"
+    (a progress bar), "lines" (one line per log interval on stderr, for logs without a terminal) or
+    "off". stop_after > 0: after that many optimiser steps of this run, checkpoint and raise
+    TrainingStopped (a time-boxed slot on a preemptible machine; the next run resumes there).
+    Returns out_dir."""
+    from tqdm import tqdm
+
+    from tvau.train.engine import initialize
+
+    if progress not in ("bar", "lines", "off"):
+        raise ValueError(f"progress {progress!r}: expected 'bar', 'lines' or 'off'")
+    data_dir = Path(data_dir)
+    out_dir = Path(out_dir or ("data/models/ahd" if stage == "ahd" else "data/models/tvau"))
+    init = Path(init) if init is not None else None
+    tr = Trainer(params, stage, data_dir, init, progress == "bar", model)
+    cfg, total = tr.cfg, len(tr.steps)
+    fp = fingerprint(params, stage, data_dir, init, tr.world)
+    ckpt_root = Path(checkpoint_dir or Path(".tvau/checkpoints") / stage) / fp
+    engine, _, scheduler = initialize(MicroBatchLoss(tr), tr.model.trainable_parameters(), cfg, tr.stage_cfg,
+                                      total, tr.world)
+    start, log = _resume(engine, ckpt_root, fp, tr) if resume else (0, [])
+    tr.share_features()
+    tr.train_mode()
+    bar = tqdm(total=total, initial=start, desc=f"train {stage}", unit="step", disable=not tr.progress)
+    for done in range(start + 1, total + 1):
+        items = tr.steps[done - 1]
+        lr = float(scheduler.get_last_lr()[0])  # the rate this step's update uses
+        entry = {"step": done, "loss": _optimiser_step(engine, tr, items), "lr": lr,
+                 "phase": items[-1].phase, "epoch": round(items[-1].epoch, 4)}
+        log.append(entry)
+        bar.update(1)
+        bar.set_postfix(loss=f"{entry['loss']:.4f}")
+        if tr.rank == 0 and (done % cfg.log_every == 0 or done == total):
+            if progress == "lines":
+                print(f"{stage} step {done}/{total} loss {entry['loss']:.4f} lr {lr:.3g} "
+                      f"phase {entry['phase']} epoch {entry['epoch']}", file=sys.stderr, flush=True)
+            if on_log is not None:
+                on_log(done, {k: v for k, v in entry.items() if k != "step"})
+        stop = bool(stop_after) and done - start >= stop_after and done < total
+        if (cfg.checkpoint_every and done % cfg.checkpoint_every == 0) or done == total or stop:
+            _save_checkpoint(engine, ckpt_root, done, log, fp, tr)
+        if stop:
+            bar.close()
+            raise TrainingStopped(done, total, ckpt_root)
+    bar.close()
+    summary = _write_model(tr, out_dir, log, fp)
+    if tr.rank == 0 and progress != "off":
+        print(f"{stage}: {total} steps, loss {summary['first_loss']:.4f} -> {summary['final_loss']:.4f}; "
               f"feature cache {tr.cache.hits} hits / {tr.cache.misses} misses; wrote {out_dir}", file=sys.stderr, flush=True)
     return out_dir
 
