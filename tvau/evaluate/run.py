@@ -114,46 +114,34 @@ def _csv(rows: list[dict]) -> bytes:
     return buf.getvalue().encode()
 
 
-def run_evaluation(model_ref: str, data: str | Path, params, split: str | None = None, out_dir: str | Path | None = None,
-                   metrics_path: str | Path | None = None, holdout: str | Path | None = None,
-                   references: str | Path | None = "data/train/sft", progress: bool = True,
-                   calibration_out: str | Path | None = None) -> dict:
-    """Evaluate `model_ref` (a trained-model directory; `tvau evaluate` downloads a models:/ or
-    runs:/ URI first) on `split` of the UBnormal-layout tree `data`. The dialogue references come from the SFT records in `references`
-    of the same footage, else from each set's own annotations (tvau/evaluate/references.py). Writes `out_dir` (tables, dialogues, plots, index.html) and
-    `metrics_path` (evaluate.json) when given; returns the evaluation dict. Its `calibration` block
-    (tvau/evaluate/calibration.py) is also written to `calibration_out` when given."""
-    from tvau.data import open_dataset
-    from tvau.evaluate.frames import write_metrics_json
-    from tvau.model.trained import load_trained
-    from tvau.report import Section, write_html_report
-    from tvau.storage import atomic_dir
+def _synth_seed(tree: str | Path) -> int | None:
+    """The generator seed a synthetic tree was rendered with (synth_manifest.json), else None."""
+    try:
+        return json.loads((Path(tree) / "synth_manifest.json").read_text()).get("seed")
+    except (OSError, json.JSONDecodeError):
+        return None
 
-    split = split or params.evaluate.split
-    records = select_split(open_dataset(data, "ubnormal"), split)
-    hold_records = select_split(open_dataset(holdout, "ubnormal"), "all") if holdout is not None else None
-    model = load_trained(model_ref, params)
-    kinds = video_kinds(data)
-    # The evaluated sets: (data, split, label, records). Their references are keyed by footage digest,
-    # so one dict serves both sets (tvau/evaluate/references.py).
-    sets = [(str(data), split, split, records)]
-    if hold_records is not None:
-        sets.append((str(holdout), "all", "holdout", hold_records))
-    k = params.evaluate.dialogue_clips_per_video
-    refs: dict = {}
-    for set_data, _, _, recs in sets:
-        starts = {r.name: dialogue_clips(r, model.clip, k) for r in recs} if k else {}
-        refs |= references_for(recs, set_data, references, starts, model.clip, params, progress)
+
+def _check_never_seen(holdout: str | Path, data: str | Path) -> int | None:
+    """The holdout tree's seed; ValueError when it is the evaluated tree's seed (the same footage)."""
+    seed = _synth_seed(holdout)
+    if seed is not None and seed == _synth_seed(data) and Path(holdout).resolve() != Path(data).resolve():
+        raise ValueError(f"{holdout}: rendered with seed {seed}, the seed of {data}: not a never-seen set")
+    return seed
+
+
+def _score_sets(model_ref, model, sets: list, refs: dict, params, progress: bool) -> tuple[list[tuple], object]:
+    """Per evaluated set: (model scores, baseline scores, dialogues, peaks), and the first piece's
+    scorer (for the overlays). The sets are cut into pieces (plan_pieces); the first is scored here,
+    the rest by evaluate.workers worker processes at the same time."""
     pieces = plan_pieces([len(recs) for _, _, _, recs in sets], params)
-    jobs = []
-    for i, a, b in pieces[1:]:
-        set_data, set_split, label, _ = sets[i]
-        jobs.append((piece_scores, (str(model_ref), set_data, set_split, a, b, params, refs, label)))
+    jobs = [(piece_scores, (str(model_ref), sets[i][0], sets[i][1], a, b, params, refs, sets[i][2]))
+            for i, a, b in pieces[1:]]
     side = WorkerJobs(jobs, params.evaluate.workers)
     try:
         # The first piece is the start of the evaluated split (plan_pieces keeps the order).
-        model_v, base_v, dialogues, scorer, peaks = model_scores(model, records[:pieces[0][2]], params, refs,
-                                                                 progress, split)
+        model_v, base_v, dialogues, scorer, peaks = model_scores(model, sets[0][3][:pieces[0][2]], params, refs,
+                                                                 progress, sets[0][1])
         done = [(model_v, base_v, dialogues, peaks)] + side.results()
     finally:
         side.close()
@@ -161,54 +149,84 @@ def run_evaluation(model_ref: str, data: str | Path, params, split: str | None =
     for (i, _, _), parts in zip(pieces, done):
         for acc, part in zip(per_set[i], parts):
             acc.extend(part)
-    model_v, base_v, dialogues, peaks = per_set[0]
-    base = BaselineScorer(params.metrics.baseline)
-    result = assemble(model_v, base_v, dialogues, kinds, params, split)
+    return per_set, scorer
+
+
+def _interval_cells(block: dict, keys=None) -> dict[str, str]:
+    """'value [low, high]' per metric of an evaluate.json block ('n/a' without a value)."""
+    return {k: (f"{v['value']:.3f} [{v['low']:.3f}, {v['high']:.3f}]" if v["low"] is not None else
+                ("n/a" if v["value"] is None else f"{v['value']:.3f}"))
+            for k, v in block.items() if keys is None or k in keys}
+
+
+def _write_outputs(out_dir, result: dict, scored: tuple, records: list, scorer, kinds: dict, params) -> None:
+    """The evaluation directory: per-video table, dialogues, curves, overlays and index.html."""
+    from tvau.report import Section, write_html_report
+    from tvau.storage import atomic_dir
+
+    model_v, base_v, dialogues, _ = scored
+    rows = per_video_rows(model_v, base_v, kinds, {r.name: r.split for r in records})
+    with atomic_dir(out_dir) as tmp:
+        (tmp / "per_video.csv").write_bytes(_csv(rows))
+        (tmp / "dialogues.jsonl").write_text("".join(json.dumps(vars(d)) + "\n" for d in dialogues))
+        images = plot_curves(model_v, base_v, params.metrics, tmp)
+        images += plot_overlays({r.name: r for r in records}, scorer, BaselineScorer(params.metrics.baseline), rows,
+                                params.evaluate.overlays, tmp)
+        write_html_report(tmp / "index.html", f"Evaluation of {result['model_ref']} on {result['split']}", [
+            Section("T-VAU (95% bootstrap interval over videos)", table=_interval_cells(result["model"], METRICS)),
+            Section("Baseline, same videos", table=_interval_cells(result["baseline"])),
+            Section("What the answers state (fields of the reference, collapse, said yes)",
+                    rows=word_rows(result["model"], (result.get("holdout") or {}).get("model"), result["details"]),
+                    text="Field accuracy counts a clip answered no, or answered with no readable field, "
+                         "as wrong in every field (tvau/evaluate/words.py); a field accuracy means "
+                         "something only above what a constant answer scores on the same clips."),
+            Section("Curves and overlays", images=images),
+        ])
+
+
+def run_evaluation(model_ref: str, data: str | Path, params, split: str | None = None, out_dir: str | Path | None = None,
+                   metrics_path: str | Path | None = None, holdout: str | Path | None = None,
+                   references: str | Path | None = "data/train/sft", progress: bool = True,
+                   calibration_out: str | Path | None = None) -> dict:
+    """Evaluate `model_ref` (a trained-model directory; `tvau evaluate` downloads a models:/ or
+    runs:/ URI first) on `split` of the UBnormal-layout tree `data`, and on the never-seen tree
+    `holdout` when given. The dialogue references come from the SFT records in `references` of the
+    same footage, else from each set's own annotations (tvau/evaluate/references.py). Writes
+    `out_dir` (tables, dialogues, plots, index.html) and `metrics_path` (evaluate.json) when given;
+    returns the evaluation dict. Its `calibration` block (tvau/evaluate/calibration.py) is also
+    written to `calibration_out` when given."""
+    from tvau.data import open_dataset
+    from tvau.evaluate.frames import write_metrics_json
+    from tvau.model.trained import load_trained
+
+    split = split or params.evaluate.split
+    holdout_seed = _check_never_seen(holdout, data) if holdout is not None else None
+    records = select_split(open_dataset(data, "ubnormal"), split)
+    model = load_trained(model_ref, params)
+    # The evaluated sets: (data, split, label, records). Their references are keyed by footage digest,
+    # so one dict serves both sets (tvau/evaluate/references.py).
+    sets = [(str(data), split, split, records)]
+    if holdout is not None:
+        sets.append((str(holdout), "all", "holdout", select_split(open_dataset(holdout, "ubnormal"), "all")))
+    k = params.evaluate.dialogue_clips_per_video
+    refs: dict = {}
+    for set_data, _, _, recs in sets:
+        starts = {r.name: dialogue_clips(r, model.clip, k) for r in recs} if k else {}
+        refs |= references_for(recs, set_data, references, starts, model.clip, params, progress)
+    per_set, scorer = _score_sets(model_ref, model, sets, refs, params, progress)
+    kinds = video_kinds(data)
+    result = assemble(*per_set[0][:3], kinds, params, split)
     result["model_ref"] = str(model_ref)
-    result["calibration"] = calibrate(peaks, {r.name: r.frame_labels for r in records}, params, model.clip, split)
-    if hold_records is not None:
-        h_model, h_base, h_dial, _ = per_set[1]
-        h = assemble(h_model, h_base, h_dial, video_kinds(holdout), params, "all")
-        seed = None
-        try:
-            seed = json.loads((Path(holdout) / "synth_manifest.json").read_text()).get("seed")
-        except (OSError, json.JSONDecodeError):
-            pass
-        train_seed = None
-        try:
-            train_seed = json.loads((Path(data) / "synth_manifest.json").read_text()).get("seed")
-        except (OSError, json.JSONDecodeError):
-            pass
-        if seed is not None and seed == train_seed and Path(holdout).resolve() != Path(data).resolve():
-            raise ValueError(f"{holdout}: rendered with seed {seed}, the seed of {data}: not a never-seen set")
-        result["holdout"] = {"videos": h["videos"], "frames": h["frames"], "seed": seed, "model": h["model"],
+    result["calibration"] = calibrate(per_set[0][3], {r.name: r.frame_labels for r in records}, params, model.clip,
+                                      split)
+    if holdout is not None:
+        h = assemble(*per_set[1][:3], video_kinds(holdout), params, "all")
+        result["holdout"] = {"videos": h["videos"], "frames": h["frames"], "seed": holdout_seed, "model": h["model"],
                              "baseline": h["baseline"], "majority_yes_no": h["majority_yes_no"],
                              "per_kind": h["per_kind"], "notes": h["notes"],
                              "details": {k: h["details"][k] for k in ("field_majority", "field_majority_answered")}}
     if out_dir is not None:
-        split_of = {r.name: r.split for r in records}
-        rows = per_video_rows(model_v, base_v, kinds, split_of)
-        with atomic_dir(out_dir) as tmp:
-            (tmp / "per_video.csv").write_bytes(_csv(rows))
-            (tmp / "dialogues.jsonl").write_text("".join(json.dumps(vars(d)) + "\n" for d in dialogues))
-            images = plot_curves(model_v, base_v, params.metrics, tmp)
-            images += plot_overlays({r.name: r for r in records}, scorer, base, rows, params.evaluate.overlays, tmp)
-            table = {k: (f"{v['value']:.3f} [{v['low']:.3f}, {v['high']:.3f}]" if v["low"] is not None else
-                         ("n/a" if v["value"] is None else f"{v['value']:.3f}"))
-                     for k, v in result["model"].items() if k in METRICS}
-            btable = {k: (f"{v['value']:.3f} [{v['low']:.3f}, {v['high']:.3f}]" if v["low"] is not None else "n/a")
-                      for k, v in result["baseline"].items()}
-            write_html_report(tmp / "index.html", f"Evaluation of {model_ref} on {split}", [
-                Section("T-VAU (95% bootstrap interval over videos)", table=table),
-                Section("Baseline, same videos", table=btable),
-                Section("What the answers state (fields of the reference, collapse, said yes)",
-                        rows=word_rows(result["model"], (result.get("holdout") or {}).get("model"),
-                                       result["details"]),
-                        text="Field accuracy counts a clip answered no, or answered with no readable field, "
-                             "as wrong in every field (tvau/evaluate/words.py); a field accuracy means "
-                             "something only above what a constant answer scores on the same clips."),
-                Section("Curves and overlays", images=images),
-            ])
+        _write_outputs(out_dir, result, per_set[0], records, scorer, kinds, params)
     if metrics_path is not None:
         write_metrics_json(result, metrics_path)
     if calibration_out is not None:
