@@ -103,6 +103,66 @@ def phase_b(objs: list[dict], anomalous: bool, targets: pd.DataFrame) -> tuple[l
     return msgs, answers | {"fields": fields.as_dict()}
 
 
+def _clip_targets(masks: np.ndarray, labels: np.ndarray, start: int, stop: int, clip: ClipConfig,
+                  grid: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """(pooled patch masks, frame labels) of frames start..stop of a video; a short video's only clip
+    repeats its last frame up to clip.num_frames."""
+    m, lab = masks[start:stop], labels[start:stop]
+    if stop - start < clip.num_frames:
+        reps = clip.num_frames - (stop - start)
+        m = np.concatenate([m, m[-1:].repeat(reps, 0)])
+        lab = np.concatenate([lab, lab[-1:].repeat(reps)])
+    return pool_masks(m, grid[0], grid[1], clip.temporal_patch, clip.mask_pooling).astype(np.uint8), lab
+
+
+def _clip_dialogues(base: dict, objs: list[dict], anomalous: bool, targets: pd.DataFrame) -> tuple[dict, dict | str]:
+    """The clip's SFT records: phase A's, and phase B's (or why phase B skips the clip)."""
+    rec_a = base | {"id": f"A-{base['video']}-{base['start']:06d}", "phase": "A", "anomalous": anomalous,
+                    "messages": dialogue.phase_a(objs)}
+    b = phase_b(objs, anomalous, targets)
+    if isinstance(b, str):
+        return rec_a, b
+    msgs, answers = b
+    return rec_a, base | {"id": f"B-{base['video']}-{base['start']:06d}", "phase": "B", "anomalous": anomalous,
+                          "messages": msgs, "answers": answers}
+
+
+def _write_ahd_shards(out_dir: Path, shards: dict, clip_rows: list[dict], shard_clips: int) -> None:
+    """AHD's targets as ahd/<split>-<k>.npz shards of `shard_clips` clips, and clips.parquet saying
+    which shard and row holds each clip."""
+    from tvau.quality.tables import validate
+
+    (out_dir / "ahd").mkdir(parents=True, exist_ok=True)
+    clips = pd.DataFrame(clip_rows).set_index("clip_id", drop=False)
+    for split, shard in shards.items():
+        n = len(shard["clip_id"])
+        for k, lo in enumerate(range(0, n, shard_clips)):
+            hi = min(n, lo + shard_clips)
+            name = f"ahd/{split}-{k:03d}.npz"
+            ids = np.asarray(shard["clip_id"][lo:hi], dtype=np.int64)
+            np.savez_compressed(out_dir / name, masks=np.stack(shard["masks"][lo:hi]),
+                                frame_labels=np.stack(shard["frame_labels"][lo:hi]), clip_id=ids)
+            clips.loc[ids, "shard"] = name
+            clips.loc[ids, "row"] = np.arange(hi - lo)
+    clips = validate("clips", clips.reset_index(drop=True), where=out_dir / "clips.parquet")
+    clips.to_parquet(out_dir / "clips.parquet", index=False)
+
+
+def _write_sft(out_dir: Path, sft: dict[tuple[str, str], list[dict]], stats: Counter) -> None:
+    """The dialogues as sft/phase_<a|b>_<split>.jsonl, and their index sft.parquet."""
+    from tvau.quality.tables import validate
+    from tvau.storage import write_jsonl
+
+    (out_dir / "sft").mkdir(parents=True, exist_ok=True)
+    index = []
+    for (phase, split), rows in sft.items():
+        write_jsonl(out_dir / "sft" / f"phase_{phase.lower()}_{split}.jsonl", rows)
+        stats[f"sft_{phase}_{split}"] = len(rows)
+        index += [{k: r[k] for k in ("id", "phase", "video", "split", "start", "stop", "anomalous")}
+                  | {"turns": len(r["messages"]) // 2} for r in rows]
+    validate("sft", pd.DataFrame(index), where=out_dir / "sft.parquet").to_parquet(out_dir / "sft.parquet", index=False)
+
+
 def build_training_sets(
     records: dict[str, VideoRecord],
     tables: dict[str, pd.DataFrame],
@@ -111,101 +171,51 @@ def build_training_sets(
     out_dir: Path,
     progress: bool = True,
 ) -> dict:
-    """Write everything into `out_dir` (a fresh directory); returns the stats."""
+    """Write everything into `out_dir` (a fresh directory): per clip of every video, AHD's pooled
+    mask targets (shards) and the SFT dialogues of phases A and B; returns the stats."""
     videos, timelines, points, targets = (
         tables["videos"], tables["timelines"], tables["track_points"], tables["targets"],
     )
-    grid_h, grid_w = patch_grid(clip.height, clip.width, cfg.patch_size)
-    if grid_h < 1 or grid_w < 1:
+    grid = patch_grid(clip.height, clip.width, cfg.patch_size)
+    if grid[0] < 1 or grid[1] < 1:
         raise ValueError(f"clip {clip.height}x{clip.width} is smaller than one {cfg.patch_size}-px patch")
     stats: Counter = Counter()
-    clip_rows, sft_rows = [], []
+    clip_rows = []
     shards: dict[str, dict[str, list]] = {s: {"masks": [], "frame_labels": [], "clip_id": []} for s in vocab.SPLITS}
     sft: dict[tuple[str, str], list[dict]] = {(p, s): [] for p in "AB" for s in vocab.SPLITS}
     tl_by_video = {v: t.set_index("track_id") for v, t in timelines.groupby("video")}
     pts_by_video = dict(tuple(points.groupby("video")))
     tg_by_video = {v: t.set_index("track_id") for v, t in targets.groupby("video")}
-    clip_id = 0
     for v in tqdm(videos.itertuples(index=False), total=len(videos), desc="build", disable=not progress):
         rec = records[v.video]
         masks = np.stack(list(rec.iter_anomaly_masks())).astype(bool)  # (N, H, W)
         labels = rec.frame_labels.astype(np.uint8)
         tl = tl_by_video.get(v.video, pd.DataFrame())
         pts = pts_by_video.get(v.video, pd.DataFrame(columns=points.columns))
-        tg = tg_by_video.get(v.video, pd.DataFrame())
         digest = footage_digest(rec.source)
         for start in clip_starts(v.num_frames, clip.num_frames, clip.stride):
             stop = min(v.num_frames, start + clip.num_frames)
-            m, lab = masks[start:stop], labels[start:stop]
-            if stop - start < clip.num_frames:  # a short video's only clip: repeat the last frame
-                reps = clip.num_frames - (stop - start)
-                m = np.concatenate([m, m[-1:].repeat(reps, 0)])
-                lab = np.concatenate([lab, lab[-1:].repeat(reps)])
-            pooled = pool_masks(m, grid_h, grid_w, clip.temporal_patch, clip.mask_pooling).astype(np.uint8)
-            shard = shards[v.split]
-            shard["masks"].append(pooled)
-            shard["frame_labels"].append(lab)
-            shard["clip_id"].append(clip_id)
-            clip_rows.append(
-                {
-                    "clip_id": clip_id, "video": v.video, "split": v.split, "start": start, "stop": stop,
-                    "num_frames": v.num_frames, "anomalous_frames": int(labels[start:stop].sum()),
-                    "shard": "", "row": 0,
-                }
-            )
-            clip_id += 1
+            pooled, lab = _clip_targets(masks, labels, start, stop, clip, grid)
+            clip_id = len(clip_rows)
+            for key, value in (("masks", pooled), ("frame_labels", lab), ("clip_id", clip_id)):
+                shards[v.split][key].append(value)
+            clip_rows.append({"clip_id": clip_id, "video": v.video, "split": v.split, "start": start, "stop": stop,
+                              "num_frames": v.num_frames, "anomalous_frames": int(labels[start:stop].sum()),
+                              "shard": "", "row": 0})
             stats[f"clips_{v.split}"] += 1
-            # ---- SFT records for this clip
             objs = _objects_in(pts, tl, start, stop, v.width, v.height, v.fps, cfg) if len(tl) else []
             base = {"video": v.video, "split": v.split, "source": v.source, "footage_sha256": digest,
                     "start": start, "stop": stop}
-            anomalous = bool(labels[start:stop].any())
-            rec_a = base | {"id": f"A-{v.video}-{start:06d}", "phase": "A", "anomalous": anomalous,
-                            "messages": dialogue.phase_a(objs)}
+            rec_a, rec_b = _clip_dialogues(base, objs, bool(labels[start:stop].any()),
+                                           tg_by_video.get(v.video, pd.DataFrame()))
             sft[("A", v.split)].append(rec_a)
-            b = phase_b(objs, anomalous, tg)
-            if isinstance(b, str):
-                stats[f"phase_b_skipped_{b}"] += 1
-                continue
-            msgs, answers = b
-            sft[("B", v.split)].append(
-                base | {"id": f"B-{v.video}-{start:06d}", "phase": "B", "anomalous": anomalous,
-                        "messages": msgs, "answers": answers}
-            )
-
-    from tvau.quality.tables import validate
-    from tvau.storage import write_jsonl
-
-    (out_dir / "ahd").mkdir(parents=True, exist_ok=True)
-    (out_dir / "sft").mkdir(parents=True, exist_ok=True)
-    clips = pd.DataFrame(clip_rows).set_index("clip_id", drop=False)
-    for split, shard in shards.items():
-        n = len(shard["clip_id"])
-        for k, lo in enumerate(range(0, n, cfg.shard_clips)):
-            hi = min(n, lo + cfg.shard_clips)
-            name = f"ahd/{split}-{k:03d}.npz"
-            ids = np.asarray(shard["clip_id"][lo:hi], dtype=np.int64)
-            np.savez_compressed(
-                out_dir / name,
-                masks=np.stack(shard["masks"][lo:hi]),
-                frame_labels=np.stack(shard["frame_labels"][lo:hi]),
-                clip_id=ids,
-            )
-            clips.loc[ids, "shard"] = name
-            clips.loc[ids, "row"] = np.arange(hi - lo)
-    clips = validate("clips", clips.reset_index(drop=True), where=out_dir / "clips.parquet")
-    clips.to_parquet(out_dir / "clips.parquet", index=False)
-    for (phase, split), rows in sft.items():
-        write_jsonl(out_dir / "sft" / f"phase_{phase.lower()}_{split}.jsonl", rows)
-        stats[f"sft_{phase}_{split}"] = len(rows)
-        for r in rows:
-            sft_rows.append(
-                {k: r[k] for k in ("id", "phase", "video", "split", "start", "stop", "anomalous")}
-                | {"turns": len(r["messages"]) // 2}
-            )
-    index = validate("sft", pd.DataFrame(sft_rows), where=out_dir / "sft.parquet")
-    index.to_parquet(out_dir / "sft.parquet", index=False)
-    stats["grid"] = f"{grid_h}x{grid_w}"
+            if isinstance(rec_b, str):
+                stats[f"phase_b_skipped_{rec_b}"] += 1
+            else:
+                sft[("B", v.split)].append(rec_b)
+    _write_ahd_shards(out_dir, shards, clip_rows, cfg.shard_clips)
+    _write_sft(out_dir, sft, stats)
+    stats["grid"] = f"{grid[0]}x{grid[1]}"
     return dict(stats)
 
 

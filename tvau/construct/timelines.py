@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 from collections import Counter
 
-import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
@@ -104,9 +103,3 @@ def build_timelines(
     )
     timelines = pd.DataFrame(timeline_rows, columns=table_columns("timelines"))
     return {"track_points": points, "timelines": timelines}, dict(stats)
-
-
-def track_centroids(points: pd.DataFrame, video: str, track_id: int) -> tuple[np.ndarray, np.ndarray]:
-    """(frames (N,), centroids (N, 2)) of one track from the track_points table."""
-    p = points[(points["video"] == video) & (points["track_id"] == track_id)]
-    return p["frame"].to_numpy(), p[["cx", "cy"]].to_numpy()
