@@ -83,5 +83,6 @@ def language_cmd(
         raise typer.Exit(code=2) from None
     if metrics is not None:
         write_json(metrics, {"stage": "pretrain_language", **m})
-    fa = m["lm_holdout_field_accuracy"]
-    typer.echo(f"wrote {out}: held-out generic answers: " + ", ".join(f"{k} {v:.3f}" for k, v in fa.items()))
+    fa, const = m["lm_holdout_field_accuracy"], m["lm_holdout_field_constant"]
+    typer.echo(f"wrote {out}: held-out generic answers (a constant answer): "
+               + ", ".join(f"{k} {v:.3f} ({const[k]:.3f})" for k, v in fa.items()))

@@ -42,6 +42,9 @@ from tvau.questions import Q_COLOR, Q_DESCRIBE_AT, Q_DOING, Q_FROM_TO, Q_MOVE, Q
 # them off timelines: static, small movement, walking, fast.
 _SPEEDS = ((0.004, "static"), (0.012, "small movement"), (0.05, "walking"))
 MAX_NAMED = 3  # objects named in the answer to Q_WHAT (the largest in view)
+# Objects described by their region per dialogue: each costs about 55 text tokens beside the clip's
+# 256 to 768 video tokens, and reading the region named is what stage 2's target answer needs.
+MAX_REGIONS = 3
 MIN_VISIBLE_PX = 40  # an object counts as seen when it covers this many pixels over the video
 # Frames of the short clips the language model also learns from: their 256 video tokens (at 224 px)
 # make a step about three times cheaper than a whole 24-frame video's 768 (LanguageConfig.short_share).
@@ -91,8 +94,9 @@ def _looks(actors, scene, ids: np.ndarray, start: int = 0) -> list[dict]:
 
 
 def world_dialogue(actors, scene, ids: np.ndarray, rng: np.random.Generator, start: int = 0) -> list[tuple[str, str]]:
-    """Generic (question, answer) turns about one rendered world video, in four units (`shuffled`
-    reorders them): what is there; one yes/no question; one object named by its region, described (appearance and action, as T-VAU's target answer), its colour and where it goes; one
+    """Generic (question, answer) turns about one rendered world video, in units (`shuffled` reorders
+    them): what is there; one yes/no question; up to MAX_REGIONS objects, each named by its region,
+    described (appearance and action, as T-VAU's target answer), its colour and where it goes; one
     object named by its appearance, what it does and how it moves. `ids`: (T, S, S) id maps, so only
     what the camera shows is described; `start`: the frame of the video ids[0] is (a clip of it)."""
     info = _looks(actors, scene, ids, start)
@@ -108,14 +112,13 @@ def world_dialogue(actors, scene, ids: np.ndarray, rng: np.random.Generator, sta
     else:
         turns.append((Q_WHAT, "There is nobody and nothing in the video."))
     turns.append(_yes_no(info, rng))
-    # Named by its region: only an object alone in the region it is mostly in.
+    # Named by its region: each object alone in the region it is mostly in, up to MAX_REGIONS of them.
     places = [i["mostly"] for i in info]
     unique = [i for i in info if places.count(i["mostly"]) == 1]
-    if unique:
-        i = unique[int(rng.integers(len(unique)))]
-        action = ACTION_PHRASE[i["action"]]
+    for k in rng.permutation(len(unique))[:MAX_REGIONS]:
+        i = unique[int(k)]
         turns.append((Q_DESCRIBE_AT.format(region=i["mostly"]),
-                      f"{capitalised(i['who'])}, {action}."))
+                      f"{capitalised(i['who'])}, {ACTION_PHRASE[i['action']]}."))
         turns.append((Q_COLOR, i["color"]))
         turns.append((Q_FROM_TO, from_to(i["regions"])))
     if info:
@@ -294,8 +297,10 @@ def _train(chat: _Chat, train: tuple[list, list], cfg: LanguageConfig, seed: int
     for step in range(start, cfg.steps):
         for g in opt.param_groups:
             g["lr"] = lr_at(cfg.lr, cfg.warmup, cfg.steps, step)
-        pick = [train[1] if train[1] and rng.random() < cfg.short_share else train[0] for _ in range(cfg.batch)]
-        batch = [p[int(rng.integers(len(p)))] for p in pick]
+        # One kind per batch: a batch pads to its longest sample, so a whole video among short
+        # clips made nine batches in ten cost as whole videos.
+        pool = train[1] if train[1] and rng.random() < cfg.short_share else train[0]
+        batch = [pool[int(k)] for k in rng.integers(len(pool), size=cfg.batch)]
         loss = chat.loss(batch, [shuffled(d, rng) for d, _, _ in batch])
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -345,27 +350,34 @@ def _generic_answers(chat: _Chat, held: list) -> list[dict]:
     return out
 
 
-def _field_accuracy(answers: list[dict], seed: int) -> tuple[dict, dict]:
-    """Per generic field: share of held-out videos whose answer states the reference's value, with a
-    95% bootstrap interval over those videos. An answer that does not state the field is wrong."""
-    from tvau.evaluate.bootstrap import interval, mean_stat, resamples
+def _field_accuracy(answers: list[dict], seed: int) -> tuple[dict, dict, dict]:
+    """Per generic field: (point, 95% interval, constant). The share of held-out questions whose
+    answer states the reference's value (an answer that does not state it is wrong), its bootstrap
+    interval over videos (a video's questions drawn together), and what one constant answer, the most
+    common reference value, scores on the same questions: a field means something only above it."""
+    from collections import Counter
+
+    from tvau.evaluate.bootstrap import interval, ratio_stat, resamples
     from tvau.metrics.fields import parse_answer
 
-    point, ci = {}, {}
+    point, ci, constant = {}, {}, {}
     for name, question in GENERIC_FIELDS:
         stem = question.split("{")[0]
-        hits = {}
+        rows = []  # (video, reference value, stated right)
         for a in answers:
             ref = getattr(parse_answer(a["reference"]), name)
-            if a["question"].startswith(stem) and ref is not None and a["video"] not in hits:
-                hits[a["video"]] = float(getattr(parse_answer(a["answer"]), name) == ref)
-        if not hits:
+            if a["question"].startswith(stem) and ref is not None:
+                rows.append((a["video"], ref, getattr(parse_answer(a["answer"]), name) == ref))
+        if not rows:
             continue
-        kept = np.array([hits[v] for v in sorted(hits)])
-        iv = interval(float(kept.mean()), mean_stat(kept), resamples(len(kept), 1000, seed))
+        videos = sorted({v for v, _, _ in rows})
+        num = np.array([sum(ok for v, _, ok in rows if v == w) for w in videos], dtype=float)
+        den = np.array([sum(v == w for v, _, _ in rows) for w in videos], dtype=float)
+        iv = interval(float(num.sum() / den.sum()), ratio_stat(num, den), resamples(len(videos), 1000, seed))
         point[name] = round(iv.value, 4)
         ci[name] = [round(iv.low, 4), round(iv.high, 4)]
-    return point, ci
+        constant[name] = round(Counter(r for _, r, _ in rows).most_common(1)[0][1] / len(rows), 4)
+    return point, ci, constant
 
 
 def pretrain_language(vision_dir, out_dir, cfg: PretrainConfig, height: int, width: int, tiny_seed: int = 0,
@@ -401,11 +413,12 @@ def pretrain_language(vision_dir, out_dir, cfg: PretrainConfig, height: int, wid
         losses = _train(chat, train, lc, cfg.world.seed, ckpt, progress)
         metrics = _held_out(chat, held, tok)
         answers = _generic_answers(chat, held)
-        point, ci = _field_accuracy(answers, cfg.world.seed)
+        point, ci, constant = _field_accuracy(answers, cfg.world.seed)
         tail = losses[-max(1, lc.steps // 10):] if losses else [float("nan")]
         metrics = {"lm_steps": lc.steps, "lm_final_loss": round(float(np.mean(tail)), 4),
                    "lm_holdout_videos": len(held), **metrics,
-                   "lm_holdout_field_accuracy": point, "lm_holdout_field_accuracy_ci": ci}
+                   "lm_holdout_field_accuracy": point, "lm_holdout_field_accuracy_ci": ci,
+                   "lm_holdout_field_constant": constant}
         save_model_dir(out_dir, model, tok, {
             "part": "language", "tiny_version": TINY_VERSION, "tiny_seed": tiny_seed,
             "clip": {"height": height, "width": width},
