@@ -71,9 +71,12 @@ def repo(tmp_path_factory) -> Path:
     shutil.copy(ROOT / ".dvcignore", repo)
     shutil.copytree(ROOT / "tvau", repo / "tvau", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    # The tests' tiny sizes (tests/tiny.py), with 48-frame videos and one fresh pretraining video
-    # rendered by the helper process, so the determinism check below covers both.
-    params["synth"] = merged(params.get("synth", {}), {**SYNTH, "frames": 48})
+    # The tests' tiny sizes (tests/tiny.py), with one fresh pretraining video rendered by the helper
+    # process, so the determinism check below covers it. The footage keeps the project's anomaly mix
+    # and scenes (its walkers are what the quality gate's checks below act on), at SYNTH's size and
+    # count, 48 frames long.
+    params["synth"] = {**params["synth"], "frames": 48,
+                       **{k: SYNTH[k] for k in ("videos", "size", "train_fraction", "validation_fraction")}}
     params["clip"] = {**params["clip"], "height": CLIP["height"], "width": CLIP["width"]}
     params["pretrain"] = merged(params["pretrain"], merged(PRETRAIN, {"vision": {"fresh_videos": 1}}))
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))

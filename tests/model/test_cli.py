@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def _params(tmp_path, tiny_cfg) -> Path:
     p = tmp_path / "params.yaml"
-    p.write_text(yaml.safe_dump({"seed": 0, "model": {"cache_dir": tiny_cfg.cache_dir},
+    p.write_text(yaml.safe_dump({"seed": 0, "model": {"backbone": tiny_cfg.backbone, "cache_dir": tiny_cfg.cache_dir},
                                  "clip": {"num_frames": 8, "height": 56, "width": 84}}))
     return p
 

@@ -118,9 +118,9 @@ class LanguageConfig(Section):
     mlp_ratio: int = Field(3, ge=1)  # MLP width / model width
     videos: int = Field(800, ge=1)  # training videos (their merged tokens are encoded once)
     holdout_videos: int = Field(40, ge=1)  # held-out videos (stream 3) for the metrics
-    steps: int = Field(1500, ge=0)  # AdamW steps of `batch` videos; 0 leaves the LM random
-    # Share of a batch's samples that are an 8-frame clip of a video (its own dialogue) rather than
-    # the whole 24-frame video stage 2 feeds: a third of the tokens, so more steps in the time.
+    steps: int = Field(2000, ge=0)  # AdamW steps of `batch` videos; 0 leaves the LM random
+    # Chance that a batch is of 8-frame clips of videos (each with its own dialogue) rather than of
+    # whole 24-frame videos as stage 2 feeds: a third of the tokens, so more steps in the time.
     short_share: float = Field(0.75, ge=0, le=1)
     batch: int = Field(8, ge=1)
     lr: float = Field(2e-3, gt=0)  # peak learning rate (linear warm-up, cosine decay)
