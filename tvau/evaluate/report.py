@@ -215,25 +215,28 @@ def word_values(model_block: dict) -> dict:
     return {k: {q: v["value"] for q, v in model_block[k].items()} for k in WORD_METRICS if k in model_block}
 
 
+def interval_text(v: dict | None) -> str | None:
+    """An evaluate.json figure as 'value [low, high]' (the value alone without an interval; None
+    without a value)."""
+    if not v or v["value"] is None:
+        return None
+    return f"{v['value']:.3f}" + (f" [{v['low']:.3f}, {v['high']:.3f}]" if v["low"] is not None else "")
+
+
 def word_rows(model_block: dict, holdout_block: dict | None = None, details: dict | None = None) -> list[dict]:
     """The word metrics as table rows (metric, key, value [interval], the holdout's, and for the
     field accuracies what one constant answer scores on the same clips: details' field_majority*)."""
     constant = {"field_accuracy": (details or {}).get("field_majority") or {},
                 "field_accuracy_answered": (details or {}).get("field_majority_answered") or {}}
-    def fmt(v: dict | None) -> str | None:
-        if not v or v["value"] is None:
-            return None
-        return f"{v['value']:.3f}" + (f" [{v['low']:.3f}, {v['high']:.3f}]" if v["low"] is not None else "")
-
     rows = []
     for k in WORD_METRICS:
         for q, v in (model_block.get(k) or {}).items():
-            row = {"metric": k, "of": q, "model": fmt(v)}
+            row = {"metric": k, "of": q, "model": interval_text(v)}
             if details is not None:
                 c = constant.get(k, {}).get(q)
                 row["a constant answer"] = None if c is None else f"{c:.3f}"
             if holdout_block is not None:
-                row["holdout"] = fmt((holdout_block.get(k) or {}).get(q))
+                row["holdout"] = interval_text((holdout_block.get(k) or {}).get(q))
             rows.append(row)
     return rows
 

@@ -17,6 +17,7 @@ from tvau.evaluate.references import references_for
 from tvau.evaluate.report import (
     METRICS,
     assemble,
+    interval_text,
     per_video_rows,
     plot_curves,
     plot_overlays,
@@ -153,10 +154,8 @@ def _score_sets(model_ref, model, sets: list, refs: dict, params, progress: bool
 
 
 def _interval_cells(block: dict, keys=None) -> dict[str, str]:
-    """'value [low, high]' per metric of an evaluate.json block ('n/a' without a value)."""
-    return {k: (f"{v['value']:.3f} [{v['low']:.3f}, {v['high']:.3f}]" if v["low"] is not None else
-                ("n/a" if v["value"] is None else f"{v['value']:.3f}"))
-            for k, v in block.items() if keys is None or k in keys}
+    """interval_text per metric of an evaluate.json block ('n/a' without a value)."""
+    return {k: interval_text(v) or "n/a" for k, v in block.items() if keys is None or k in keys}
 
 
 def _write_outputs(out_dir, result: dict, scored: tuple, records: list, scorer, kinds: dict, params) -> None:

@@ -34,14 +34,13 @@ def model_version(uri: str):
     from mlflow.exceptions import MlflowException
 
     body = uri.removeprefix("models:/")
-    name, alias = body.split("@", 1) if "@" in body else (body, None)
-    version = None if alias else name.partition("/")[2]
-    if body == uri or not (alias or version):
+    name, sep, ref = body.partition("@") if "@" in body else body.partition("/")
+    if body == uri or not (name and ref):
         raise ValueError(f"{uri}: expected models:/NAME/VERSION or models:/NAME@ALIAS")
     try:
-        if alias:
-            return MlflowClient().get_model_version_by_alias(name, alias)
-        return MlflowClient().get_model_version(name.partition("/")[0], version)
+        if sep == "@":
+            return MlflowClient().get_model_version_by_alias(name, ref)
+        return MlflowClient().get_model_version(name, ref)
     except MlflowException as exc:
         raise ValueError(f"{uri}: not in the registry ({exc.message})") from None
 
